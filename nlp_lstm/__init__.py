@@ -1,0 +1,3 @@
+"""nlp-lstm: LSTM models for NLP, trained with Lightning and configured with Hydra."""
+
+__version__ = "0.1.0"
