@@ -146,7 +146,7 @@ class LSTMEncoder(nn.Module):
         if features != self.input_size:
             raise ValueError(f"x has {features} features, expected input_size={self.input_size}")
         if T == 0 or B == 0:
-            raise ValueError(f"x must have at least one sequence and one step, got {tuple(x.shape)}")
+            raise ValueError(f"x needs at least one sequence and one step, got {tuple(x.shape)}")
         if state is not None:
             expected = (self.num_layers * self.num_directions, B, self.hidden_size)
             if not isinstance(state, (tuple, list)) or len(state) != 2:

@@ -1,0 +1,151 @@
+"""A synthetic sentiment corpus whose labels depend on word order.
+
+Short review-like sentences come from a small grammar. A clause is
+``SUBJECT VERB [NEGATOR] [INTENSIFIER] ADJECTIVE``; its polarity is the adjective's, flipped by a
+negator ("not good" is negative, "never boring" positive). Intensifiers change nothing. Sentences
+combine clauses so that the label follows the clause that *governs* the sentence:
+
+- ``plain``:      one clause (possibly negated).
+- ``and``:        two clauses of the same polarity joined by "and".
+- ``but``:        "A, but B": B decides.
+- ``arc``:        "SUBJ was A at first, but B in the end": B decides.
+- ``although``:   "although A, B" or "B, although A": the clause *without* "although" decides,
+                  whether it comes first or last (scope).
+
+In every two-clause contrast the two clauses have opposite polarities and each order is equally
+likely, so the bag of words of a sentence says nothing about its label: only a model that reads
+order (which adjective follows "but", which clause "although" governs, what "not" attaches to)
+can exceed chance on them. Labels are exact: there is no label noise.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+LABELS = ("negative", "positive")
+
+SUBJECTS = (
+    "the movie", "this film", "the story", "the plot", "the acting", "the cast", "the script",
+    "the ending", "the soundtrack", "the dialogue", "the direction", "the pacing",
+    "the lead performance", "the cinematography", "this sequel", "the humor",
+)
+VERBS = ("was", "is", "felt", "seemed", "looked", "turned out")
+POSITIVE = (
+    "good", "great", "brilliant", "wonderful", "moving", "charming", "clever", "delightful",
+    "gripping", "superb", "fun", "beautiful", "touching", "sharp", "fresh", "engaging",
+)
+NEGATIVE = (
+    "bad", "dull", "boring", "awful", "terrible", "bland", "clumsy", "tedious", "predictable",
+    "weak", "messy", "painful", "flat", "lifeless", "forgettable", "shallow",
+)
+NEGATORS = ("not", "never", "hardly", "not at all")
+INTENSIFIERS = ("very", "really", "truly", "quite", "remarkably", "so", "utterly", "rather")
+NEGATED_INTENSIFIERS = ("very", "really", "that", "particularly", "especially")  # "not that good"
+OPENERS = ("", "", "", "", "honestly, ", "overall, ", "i think ", "in my opinion, ", "frankly, ")
+PRONOUNS = ("it", "the film", "the whole thing")
+TEMPLATES = ("plain", "and", "but", "arc", "although")
+# Contrasts dominate: they are where order matters.
+TEMPLATE_WEIGHTS = (0.2, 0.1, 0.25, 0.2, 0.25)
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int  # index into LABELS
+    template: str
+
+
+def _adjective_phrase(rng: random.Random, polarity: int) -> str:
+    """An adjective phrase of the given polarity (1 positive, 0 negative), maybe negated."""
+    negated = rng.random() < 0.4
+    adjective_polarity = 1 - polarity if negated else polarity
+    adjective = rng.choice(POSITIVE if adjective_polarity else NEGATIVE)
+    if not negated:
+        intensifier = rng.choice(INTENSIFIERS) if rng.random() < 0.35 else ""
+        return f"{intensifier} {adjective}".lstrip()
+    negator = rng.choice(NEGATORS)
+    if negator == "not at all":
+        return f"not {adjective} at all"
+    intensifier = rng.choice(NEGATED_INTENSIFIERS) if rng.random() < 0.35 else ""
+    return " ".join(w for w in (negator, intensifier, adjective) if w)
+
+
+def _clause(rng: random.Random, polarity: int, subject: str | None = None) -> str:
+    subject = subject or rng.choice(SUBJECTS)
+    return f"{subject} {rng.choice(VERBS)} {_adjective_phrase(rng, polarity)}"
+
+
+def _sentence(rng: random.Random) -> Example:
+    template = rng.choices(TEMPLATES, TEMPLATE_WEIGHTS)[0]
+    label = rng.randrange(2)
+    if template == "plain":
+        body = _clause(rng, label)
+    elif template == "and":
+        body = f"{_clause(rng, label)} and {_clause(rng, label)}"
+    elif template == "but":
+        first = _clause(rng, 1 - label)
+        second = _clause(rng, label, subject=rng.choice((None, *PRONOUNS)))
+        body = f"{first}, but {second}"
+    elif template == "arc":
+        subject, verb = rng.choice(SUBJECTS), rng.choice(VERBS)
+        first, last = _adjective_phrase(rng, 1 - label), _adjective_phrase(rng, label)
+        body = f"{subject} {verb} {first} at first, but {last} in the end"
+    else:  # although: the governing clause may come first or last
+        governing, conceded = _clause(rng, label), _clause(rng, 1 - label)
+        if rng.random() < 0.5:
+            body = f"although {conceded}, {governing}"
+        else:
+            body = f"{governing}, although {conceded}"
+    text = rng.choice(OPENERS) + body
+    text = text[0].upper() + text[1:] + rng.choice((".", ".", ".", "!"))
+    return Example(text, label, template)
+
+
+def generate_sentiment(num_examples: int, seed: int = 0) -> list[Example]:
+    """``num_examples`` distinct sentences, deterministic in ``seed``."""
+    if num_examples < 1:
+        raise ValueError(f"num_examples must be positive, got {num_examples}")
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    examples: list[Example] = []
+    attempts = 0
+    while len(examples) < num_examples:
+        attempts += 1
+        if attempts > 20 * num_examples + 1000:
+            raise ValueError(f"the grammar cannot produce {num_examples} distinct sentences")
+        example = _sentence(rng)
+        if example.text.lower() not in seen:  # distinct after lowercasing: no split leaks
+            seen.add(example.text.lower())
+            examples.append(example)
+    return examples
+
+
+class SyntheticSentiment:
+    """The embedded corpus as a data source: train/val/test splits of distinct sentences.
+
+    Args:
+        num_examples: total size; split 80/10/10.
+        seed: the generator's seed; the same seed gives the same corpus on every machine.
+    """
+
+    labels: tuple[str, ...] = LABELS
+    splits: tuple[str, ...] = ("train", "val", "test")
+
+    def __init__(self, num_examples: int = 10_000, seed: int = 0) -> None:
+        if num_examples < 10:
+            raise ValueError(f"num_examples must be at least 10, got {num_examples}")
+        self.num_examples = num_examples
+        self.seed = seed
+
+    def load(self, split: str) -> list[tuple[str, int]]:
+        """The (text, label index) pairs of one split."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for the synthetic corpus; "
+                             f"expected one of {self.splits}")
+        examples = generate_sentiment(self.num_examples, self.seed)
+        n_train, n_val = int(0.8 * len(examples)), int(0.1 * len(examples))
+        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
+                  "test": (n_train + n_val, len(examples))}
+        lo, hi = bounds[split]
+        return [(e.text, e.label) for e in examples[lo:hi]]

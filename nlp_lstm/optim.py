@@ -1,0 +1,49 @@
+"""Learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class WarmupCosineLR(LRScheduler):
+    """Linear warmup from 0 to the base rate over ``warmup_steps``, then cosine decay to
+    ``min_lr_ratio`` times the base rate at ``total_steps``. Stepped once per optimizer step.
+
+    A warmup longer than the run (a smoke test, a tiny data set) is capped at ``total_steps``.
+    Its state is plain numbers, so checkpoints stay loadable with ``weights_only=True``.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+        self.total_steps = int(total_steps)
+        self.warmup_steps = min(int(warmup_steps), int(total_steps))
+        self.min_lr_ratio = float(min_lr_ratio)
+        super().__init__(optimizer, last_epoch)
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the base rate at a given step."""
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        decay_steps = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+
+    def get_lr(self) -> list[float]:
+        f = self.factor(self.last_epoch)
+        return [base * f for base in self.base_lrs]

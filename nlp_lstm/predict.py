@@ -1,0 +1,68 @@
+"""Label free text with a checkpoint: ``python -m tasks.<task>.predict --ckpt PATH [TEXT ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nlp_lstm.checkpoint import load_model
+from nlp_lstm.cli import bad_input_exits, fail
+
+
+def _read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str, str]]:
+    """(where, text) pairs, ``where`` naming the input for error messages."""
+    inputs = [(f"argument {i}", text) for i, text in enumerate(texts, 1)]
+    if input_file is not None:
+        name = "standard input" if input_file == "-" else input_file
+        try:
+            if input_file == "-":
+                content = sys.stdin.read()
+            else:
+                content = Path(input_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            fail(f"input file not found: {input_file}")
+        except UnicodeDecodeError as e:
+            fail(f"{name} is not valid UTF-8 (byte {e.start})")
+        except OSError as e:
+            fail(f"cannot read {name}: {e.strerror}")
+        lines = content.splitlines()
+        if not any(line.strip() for line in lines):
+            fail(f"{name} is empty: expected one text per line")
+        inputs += [(f"line {i} of {name}", line) for i, line in enumerate(lines, 1)]
+    return inputs
+
+
+def main(argv: Sequence[str] | None = None, task: str = "sentiment") -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tasks.{task}.predict",
+        description="Print one JSON object per input text: its label and class probabilities.",
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
+    parser.add_argument("texts", nargs="*", help="texts to label")
+    parser.add_argument("--input", metavar="FILE", help="one text per line; '-' for stdin")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be positive, got {args.batch_size}")
+
+    with bad_input_exits():
+        inputs = _read_inputs(args.texts, args.input)
+        if not inputs:
+            fail("no input: give texts as arguments or a file with --input FILE (or - for stdin)")
+        for where, text in inputs:
+            if not text.strip():
+                fail(f"{where} is empty or whitespace: expected text to label")
+        model = load_model(args.ckpt, task=task)
+        truncated = 0
+        texts = [text for _, text in inputs]
+        for start in range(0, len(texts), args.batch_size):
+            results, cut = model.predict_texts(texts[start : start + args.batch_size])
+            truncated += cut
+            for result in results:
+                print(json.dumps(result, ensure_ascii=False))
+        if truncated:
+            print(f"note: {truncated} input(s) longer than {model.max_length} tokens were "
+                  "truncated", file=sys.stderr)

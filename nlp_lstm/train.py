@@ -1,0 +1,73 @@
+"""Training: build data, model and trainer from a composed config, fit, and report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def _number(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train the configured task. Writes checkpoints, CSV metrics, the resolved config and
+    ``metrics.json`` under ``cfg.paths.output_dir``; returns the monitored validation metric
+    (for sweeps), or None when no validation ran."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, tokenizer=datamodule.tokenizer.to_json(),
+                        labels=list(datamodule.labels), _convert_="all")
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.interrupted or trainer.fast_dev_run:
+        return None
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    ckpt = best or None  # without a checkpoint callback, report the final weights
+    metrics: dict[str, Any] = dict(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt,
+                                                    verbose=False)[0])
+    if cfg.get("test"):
+        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+        metrics["test/confusion"] = model.confusion
+    metrics = {k: _number(v) for k, v in sorted(metrics.items())}
+    if datamodule.truncated:
+        metrics["truncated_examples"] = datamodule.truncated
+    metrics["checkpoint"] = best
+    if trainer.is_global_zero:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        _report(metrics, best)
+    return metrics.get(cfg.task.monitor)
+
+
+def _report(metrics: dict[str, Any], best: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Final metrics (best checkpoint)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    Console().print(table)
+    val = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                    if k.startswith("val/") and isinstance(v, float))
+    print(f"Best checkpoint: {best or '(none saved)'}")
+    print(f"Validation: {val}")

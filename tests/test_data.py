@@ -1,0 +1,137 @@
+"""Corpus, tokenizer, batching and the sentiment data module."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+from nlp_lstm.data import SentimentDataModule, SyntheticSentiment, Tokenizer
+from nlp_lstm.data.batching import ClassificationCollate, LengthGuard, pad_sequences
+from nlp_lstm.data.corpora.sentiment import NEGATIVE, POSITIVE, generate_sentiment
+from nlp_lstm.data.tokenizer import SPECIALS
+
+
+def test_corpus_is_deterministic_and_seeded():
+    assert generate_sentiment(300, seed=3) == generate_sentiment(300, seed=3)
+    assert generate_sentiment(300, seed=3) != generate_sentiment(300, seed=4)
+
+
+def test_corpus_splits_are_disjoint_and_sized():
+    source = SyntheticSentiment(num_examples=1000, seed=0)
+    splits = {s: source.load(s) for s in source.splits}
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [800, 100, 100]
+    texts = [{t.lower() for t, _ in rows} for rows in splits.values()]
+    assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
+    labels = collections.Counter(label for rows in splits.values() for _, label in rows)
+    assert abs(labels[0] - labels[1]) < 100  # balanced
+
+
+def test_contrast_labels_are_invisible_to_a_bag_of_words():
+    """In contrasts every adjective is as likely under either label: only order tells."""
+    examples = [e for e in generate_sentiment(8000, seed=0) if e.template in ("but", "arc")]
+    counts = collections.defaultdict(lambda: [0, 0])
+    for e in examples:
+        for word in set(e.text.lower().strip(".!").replace(",", "").split()):
+            counts[word][e.label] += 1
+    for adjective in POSITIVE + NEGATIVE:
+        neg, pos = counts[adjective]
+        assert 0.4 < pos / (pos + neg) < 0.6, (adjective, neg, pos)
+
+
+def _clause_polarity(clause: str) -> int:
+    words = clause.split()
+    adjectives = [w for w in words if w in POSITIVE or w in NEGATIVE]
+    assert len(adjectives) == 1, clause
+    negated = any(w in ("not", "never", "hardly") for w in words)
+    return int((adjectives[0] in POSITIVE) != negated)
+
+
+def _oracle(text: str) -> int:
+    """The label, re-derived from the text alone by the grammar's rules."""
+    t = text.lower().rstrip(".!")
+    for opener in ("honestly, ", "overall, ", "i think ", "in my opinion, ", "frankly, "):
+        t = t.removeprefix(opener)
+    if " at first, but " in t:
+        return _clause_polarity(t.split(" at first, but ")[1])
+    if ", but " in t:
+        return _clause_polarity(t.split(", but ")[1])
+    if t.startswith("although "):
+        return _clause_polarity(t.split(", ", 1)[1])
+    if ", although " in t:
+        return _clause_polarity(t.split(", although ")[0])
+    if " and " in t:
+        first, second = t.split(" and ")
+        assert _clause_polarity(first) == _clause_polarity(second)
+    return _clause_polarity(t.split(" and ")[0])
+
+
+def test_corpus_labels_follow_the_grammar():
+    examples = generate_sentiment(3000, seed=5)
+    assert {e.template for e in examples} == {"plain", "and", "but", "arc", "although"}
+    for e in examples:
+        assert _oracle(e.text) == e.label, e
+
+
+def test_tokenizer_round_trip_and_specials():
+    tok = Tokenizer.train_word_level(["The film was GOOD.", "not good, not bad!"])
+    assert [tok.backend.id_to_token(i) for i in range(4)] == list(SPECIALS)
+    assert (tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id) == (0, 1, 2, 3)
+    assert tok.tokenize("Not GOOD, film!") == ["not", "good", ",", "film", "!"]
+    ids = tok.encode("not good, the film was bad!")
+    assert tok.decode(ids) == "not good, the film was bad!"
+    assert tok.encode("zebra", bos=True, eos=True) == [2, tok.unk_id, 3]
+    again = Tokenizer.from_json(tok.to_json())
+    assert again.encode("the film was good") == tok.encode("the film was good")
+
+
+def test_tokenizer_min_freq_and_max_vocab():
+    texts = ["a a a b b c"]
+    assert Tokenizer.train_word_level(texts, min_freq=2).tokenize("a b c") == ["a", "b", "<unk>"]
+    assert Tokenizer.train_word_level(texts, max_vocab=5).vocab_size == 5
+    with pytest.raises(ValueError, match="max_vocab"):
+        Tokenizer.train_word_level(texts, max_vocab=4)
+
+
+def test_tokenizer_rejects_a_foreign_vocabulary():
+    tok = Tokenizer.train_word_level(["hello"])
+    data = tok.to_json().replace('"<pad>"', '"<PAD>"')
+    with pytest.raises(ValueError, match="<pad>"):
+        Tokenizer.from_json(data)
+
+
+def test_pad_sequences_and_collate():
+    tokens, lengths = pad_sequences([[5, 6, 7], [8]], pad_id=0)
+    assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1]
+    assert tokens.dtype == lengths.dtype == torch.int64 and lengths.device.type == "cpu"
+    batch = ClassificationCollate(0)([([4, 5], 1), ([6], 0)])
+    assert batch["labels"].tolist() == [1, 0] and batch["lengths"].tolist() == [2, 1]
+
+
+def test_length_guard_truncates_and_counts():
+    guard = LengthGuard(3)
+    assert guard([1, 2]) == [1, 2] and guard([1, 2, 3, 4, 5]) == [1, 2, 3]
+    assert guard.truncated == 1
+
+
+def test_datamodule_trains_tokenizer_on_train_split_only():
+    dm = SentimentDataModule(SyntheticSentiment(200, seed=0), batch_size=8, max_length=6)
+    dm.setup("fit")
+    train_words = {w for text, _ in dm.source.load("train") for w in dm.tokenizer.tokenize(text)}
+    vocab = set(dm.tokenizer.backend.get_vocab()) - set(SPECIALS)
+    assert vocab == train_words
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["tokens"].shape[0] == 8 and int(batch["lengths"].max()) <= 6
+    assert dm.truncated > 0  # the guard cut the long sentences, and nothing crashed
+
+
+def test_datamodule_with_given_tokenizer_never_reads_train():
+    class NoTrain(SyntheticSentiment):
+        def load(self, split):
+            assert split != "train", "evaluation must not read the training split"
+            return super().load(split)
+
+    tok = Tokenizer.train_word_level(["the film was good"])
+    dm = SentimentDataModule(NoTrain(100), tokenizer=tok.to_json())
+    assert len(dm.dataset("test")) == 10

@@ -1,0 +1,110 @@
+"""Models, schedule, configs and the train function."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, compose_train
+from hydra.utils import instantiate
+
+from nlp_lstm.cli import CONFIG_DIR
+from nlp_lstm.data import Tokenizer
+from nlp_lstm.data.batching import pad_sequences
+from nlp_lstm.data.corpora.sentiment import generate_sentiment
+from nlp_lstm.models import BagOfWordsClassifier, SentimentClassifier
+from nlp_lstm.optim import WarmupCosineLR
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group}={name}" for group in ("data", "model", "trainer", "callbacks", "logger", "task",
+                                     "experiment", "debug") for name in _options(group)],
+)
+def test_every_config_composes_and_instantiates(override, tmp_path):
+    cfg = compose_train(tmp_path, [override])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    model = instantiate(cfg.model, tokenizer=dm.tokenizer.to_json(), labels=list(dm.labels),
+                        _convert_="all")
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
+    assert model.labels == ["negative", "positive"] and trainer is not None
+
+
+def test_warmup_cosine_schedule():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = WarmupCosineLR(opt, total_steps=10, warmup_steps=4, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])  # linear warmup
+    assert lrs[4] == pytest.approx(1.0)  # peak
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))  # then only down
+    assert lrs[10] == pytest.approx(0.1) and lrs[11] == pytest.approx(0.1)  # floor
+    assert lrs[7] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 6)))
+    assert WarmupCosineLR(opt, total_steps=3, warmup_steps=5).warmup_steps == 3  # capped
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupCosineLR(opt, total_steps=3, warmup_steps=-1)
+
+
+@pytest.mark.parametrize("cls", [SentimentClassifier, BagOfWordsClassifier])
+def test_tiny_overfit(cls):
+    """A model must be able to memorize 24 sentences: the whole path can learn."""
+    torch.manual_seed(0)
+    examples = generate_sentiment(24, seed=1)
+    tok = Tokenizer.train_word_level([e.text for e in examples])
+    model = cls(tok.to_json(), ["negative", "positive"], embedding_dim=32, hidden_size=32,
+                dropout=0.0)
+    tokens, lengths = pad_sequences([tok.encode(e.text) for e in examples], tok.pad_id)
+    labels = torch.tensor([e.label for e in examples])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = model.loss(model(tokens, lengths), labels)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    assert (model(tokens, lengths).argmax(-1) == labels).all()
+
+
+def test_fast_dev_run_through_hydra_compose(tmp_path):
+    from nlp_lstm.train import train
+
+    cfg = compose_train(tmp_path, [*TINY, "debug=fdr"])
+    assert train(cfg) is None  # no validation metrics to report from a smoke run
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_train_writes_run_directory(trained_run: Path):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("val/acc", "val/f1", "val/loss", "test/acc", "test/f1"):
+        assert 0.0 <= metrics[key] <= max(1.0, metrics[key]), key
+    assert len(metrics["test/confusion"]) == 2
+    assert sum(map(sum, metrics["test/confusion"])) == 60  # the tiny corpus's test split
+    assert {p.name for p in (trained_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert (trained_run / "csv" / "metrics.csv").is_file()
+    config = (trained_run / "config.yaml").read_text()
+    assert "_target_: nlp_lstm.models.SentimentClassifier" in config
+
+
+def test_checkpoint_is_weights_only_and_self_contained(checkpoint: Path):
+    raw = torch.load(checkpoint, weights_only=True)
+    assert raw["nlp_lstm"]["task"] == "sentiment"
+    assert isinstance(raw["hyper_parameters"]["tokenizer"], str)
+    assert "optimizer" not in raw["hyper_parameters"]
+    model = SentimentClassifier.load_from_checkpoint(checkpoint, map_location="cpu",
+                                                     weights_only=True)
+    results, truncated = model.predict_texts(["The plot was not good.", "great " * 500])
+    assert truncated == 1  # the guard cut the long input and nothing crashed
+    assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5) for r in results)
