@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.readers import MULTI30K_LANGS
 
 _HINT = "place the file there yourself or set data.root (or $NLP_LSTM_DATA) to a folder that has it"
 _CHUNK = 1 << 16
@@ -51,8 +52,6 @@ _MULTI30K = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task
 _SHAKESPEARE = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 )
-
-MULTI30K_LANGS = ("en", "de", "fr", "cs")
 
 
 def multi30k_url(split: str, lang: str) -> str:
