@@ -143,6 +143,12 @@ def test_refused_connection_is_a_download_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_malformed_url_is_a_download_error(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="invalid URL"):
+        download("htp//nowhere", tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failure_keeps_an_existing_destination(server: _Server, tmp_path: Path) -> None:
     dest = tmp_path / "a.txt"
     dest.write_bytes(b"old")

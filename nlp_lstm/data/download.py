@@ -153,6 +153,10 @@ def _stream(url: str, out: IO[bytes], dest: Path, *, progress: bool, timeout: fl
         if expected is not None and received != expected:
             reason = f"connection dropped after {received} of {expected} bytes"
             raise DownloadError(f"could not download {url} to {dest}: {reason}; {_HINT}")
+    except DownloadError:
+        raise
+    except ValueError as err:  # a malformed URL, e.g. from a config typo
+        raise DownloadError(f"could not download {url} to {dest}: invalid URL ({err})") from err
     except urllib.error.HTTPError as err:
         reason = f"HTTP {err.code} {err.reason}"
         raise DownloadError(f"could not download {url} to {dest}: {reason}; {_HINT}") from err

@@ -136,11 +136,11 @@ def read_labeled_tsv(
     for lineno, raw in _raw_lines(path):
         if not raw.strip():
             continue
+        first, seen_first = not seen_first, True
         try:
             line = _decode(raw, path, lineno)
-            if not seen_first:
-                seen_first = True
-                is_header = header if header is not None else line.split("\t")[-1] == "label"
+            if first:
+                is_header = line.split("\t")[-1].strip() == "label" if header is None else header
                 if is_header:
                     continue
             rows.append(_split_row(line, path, lineno, expected))
