@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -41,9 +41,11 @@ def bad_input_exits() -> Iterator[None]:
         fail(message)
 
 
-def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with command-line overrides, without a Hydra run."""
+def compose_config(
+    config_name: str, overrides: Sequence[str], *, return_hydra_config: bool = False
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line overrides, without a Hydra run.
+    With ``return_hydra_config``, ``cfg.hydra.runtime.choices`` names the chosen options."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides))
-    OmegaConf.resolve(cfg)
-    return cfg
+        return compose(config_name, overrides=list(overrides),
+                       return_hydra_config=return_hydra_config)

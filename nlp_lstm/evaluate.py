@@ -19,11 +19,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Metrics of ``cfg.ckpt_path`` on ``cfg.split`` of ``cfg.data``, written to ``cfg.output``
     (default: ``outputs/eval/<checkpoint name>-<split>.json``)."""
     model = load_model(cfg.ckpt_path, task=cfg.task.name)
-    datamodule = instantiate(cfg.data, tokenizer=model.tokenizer.to_json())
+    if "labels" in cfg.data.source:  # user files: the checkpoint fixes the class order
+        cfg.data.source.labels = list(model.labels)
+    datamodule = instantiate(cfg.data, trained_tokenizer=model.tokenizer.to_json())
     if list(datamodule.labels) != list(model.labels):
         raise ValueError(f"the data's labels {list(datamodule.labels)} differ from the "
                          f"checkpoint's {list(model.labels)}")
-    splits = tuple(datamodule.source.splits)
+    splits = datamodule.splits
     if cfg.split not in splits:
         raise ValueError(f"split={cfg.split!r} is not in the data; expected one of {splits}")
 

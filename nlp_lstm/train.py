@@ -28,6 +28,7 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # Lightning runs it again under the trainer: a no-op by then
     datamodule.setup("fit")
     model = instantiate(cfg.model, tokenizer=datamodule.tokenizer.to_json(),
                         labels=list(datamodule.labels), _convert_="all")
@@ -43,7 +44,7 @@ def train(cfg: DictConfig) -> float | None:
     ckpt = best or None  # without a checkpoint callback, report the final weights
     metrics: dict[str, Any] = dict(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt,
                                                     verbose=False)[0])
-    if cfg.get("test"):
+    if cfg.get("test") and "test" in datamodule.splits:
         metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
         metrics["test/confusion"] = model.confusion
     metrics = {k: _number(v) for k, v in sorted(metrics.items())}

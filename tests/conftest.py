@@ -29,7 +29,8 @@ TINY = [
 
 def compose_train(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+        return compose("train", overrides=[f"paths.output_dir={output_dir}",
+                                           f"paths.cache_dir={output_dir}/cache", *overrides])
 
 
 @pytest.fixture(scope="session")

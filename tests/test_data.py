@@ -20,7 +20,7 @@ def test_corpus_is_deterministic_and_seeded():
 
 def test_corpus_splits_are_disjoint_and_sized():
     source = SyntheticSentiment(num_examples=1000, seed=0)
-    splits = {s: source.load(s) for s in source.splits}
+    splits = {s: source.load(s)[0] for s in source.splits}
     assert [len(splits[s]) for s in ("train", "val", "test")] == [800, 100, 100]
     texts = [{t.lower() for t, _ in rows} for rows in splits.values()]
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
@@ -118,7 +118,7 @@ def test_length_guard_truncates_and_counts():
 def test_datamodule_trains_tokenizer_on_train_split_only():
     dm = SentimentDataModule(SyntheticSentiment(200, seed=0), batch_size=8, max_length=6)
     dm.setup("fit")
-    train_words = {w for text, _ in dm.source.load("train") for w in dm.tokenizer.tokenize(text)}
+    train_words = {w for text, _ in dm.source.load("train")[0] for w in dm.tokenizer.tokenize(text)}
     vocab = set(dm.tokenizer.backend.get_vocab()) - set(SPECIALS)
     assert vocab == train_words
     batch = next(iter(dm.train_dataloader()))
@@ -128,10 +128,10 @@ def test_datamodule_trains_tokenizer_on_train_split_only():
 
 def test_datamodule_with_given_tokenizer_never_reads_train():
     class NoTrain(SyntheticSentiment):
-        def load(self, split):
+        def load(self, split, root=None, on_error="raise"):
             assert split != "train", "evaluation must not read the training split"
-            return super().load(split)
+            return super().load(split, root, on_error)
 
     tok = Tokenizer.train_word_level(["the film was good"])
-    dm = SentimentDataModule(NoTrain(100), tokenizer=tok.to_json())
+    dm = SentimentDataModule(NoTrain(100), trained_tokenizer=tok.to_json())
     assert len(dm.dataset("test")) == 10

@@ -1,15 +1,23 @@
 """Tokenizers built with the ``tokenizers`` library and carried inside checkpoints as JSON.
 
+Three kinds, all deterministic given their training text:
+- ``word``: words and single punctuation marks; rare words map to ``<unk>``.
+- ``bpe``: byte-level BPE (Sennrich et al. 2016; the GPT-2 byte alphabet), so any text encodes
+  without ``<unk>`` and decodes back exactly.
+- ``char``: one token per character, decoded by concatenation.
+
 Special tokens have fixed ids in every vocabulary: ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2,
 ``<eos>`` 3.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 
+from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _Backend
-from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -42,14 +50,56 @@ class Tokenizer:
         if max_vocab is not None and max_vocab <= len(SPECIALS):
             raise ValueError(f"max_vocab must exceed the {len(SPECIALS)} specials, got {max_vocab}")
         backend = _Backend(models.WordLevel(unk_token=UNK))
-        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
-        backend.normalizer = normalizers.Sequence(steps)
+        backend.normalizer = _normalizer(lowercase)
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
         )
         backend.decoder = decoders.WordPiece()  # joins tokens with spaces
         trainer = trainers.WordLevelTrainer(
             vocab_size=max_vocab or 10**9, min_frequency=min_freq, special_tokens=list(SPECIALS),
+            show_progress=False,
+        )
+        backend.train_from_iterator(texts, trainer=trainer)
+        return cls(backend)
+
+    @classmethod
+    def train_bpe(
+        cls,
+        texts: Iterable[str],
+        *,
+        vocab_size: int = 8000,
+        lowercase: bool = False,
+        min_freq: int = 2,
+    ) -> Tokenizer:
+        """Train a byte-level BPE vocabulary of at most ``vocab_size`` tokens (specials and the
+        256 byte symbols included)."""
+        if vocab_size < len(SPECIALS) + 256:
+            raise ValueError(f"vocab_size for bpe must be at least {len(SPECIALS) + 256} "
+                             f"(specials and the byte alphabet), got {vocab_size}")
+        backend = _Backend(models.BPE())
+        backend.normalizer = _normalizer(lowercase)
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        )
+        backend.train_from_iterator(texts, trainer=trainer)
+        return cls(backend)
+
+    @classmethod
+    def train_char(
+        cls, texts: Iterable[str], *, lowercase: bool = False, min_freq: int = 1
+    ) -> Tokenizer:
+        """Train a character vocabulary; characters seen fewer than ``min_freq`` times map to
+        ``<unk>``. No Unicode normalization, so text round-trips exactly."""
+        backend = _Backend(models.WordLevel(unk_token=UNK))
+        if lowercase:
+            backend.normalizer = normalizers.Lowercase()
+        backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        backend.decoder = decoders.Fuse()
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=10**9, min_frequency=min_freq, special_tokens=list(SPECIALS),
             show_progress=False,
         )
         backend.train_from_iterator(texts, trainer=trainer)
@@ -80,3 +130,53 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=True)
+
+
+def _normalizer(lowercase: bool) -> normalizers.Normalizer:
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    return normalizers.Sequence(steps)
+
+
+KINDS = ("word", "bpe", "char")
+
+
+class TokenizerTrainer:
+    """How to train a tokenizer: the YAML node ``tokenizer`` of a data config.
+
+    Args:
+        kind: ``word``, ``bpe`` or ``char``.
+        lowercase: lowercase before tokenizing.
+        min_freq: rarer units (words, merges, characters) are left out.
+        vocab_size: the most tokens, specials included (``word``: the most frequent words;
+            ``bpe``: the merge budget; ignored by ``char``). None: no cap.
+    """
+
+    def __init__(
+        self,
+        kind: str = "word",
+        lowercase: bool = True,
+        min_freq: int = 1,
+        vocab_size: int | None = 30_000,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        if kind == "bpe" and vocab_size is None:
+            raise ValueError("a bpe tokenizer needs a vocab_size")
+        self.kind, self.lowercase, self.min_freq, self.vocab_size = (
+            kind, lowercase, min_freq, vocab_size)
+
+    def train(self, texts: Iterable[str]) -> Tokenizer:
+        if self.kind == "word":
+            return Tokenizer.train_word_level(texts, lowercase=self.lowercase,
+                                              min_freq=self.min_freq, max_vocab=self.vocab_size)
+        if self.kind == "bpe":
+            return Tokenizer.train_bpe(texts, vocab_size=self.vocab_size,
+                                       lowercase=self.lowercase, min_freq=self.min_freq)
+        return Tokenizer.train_char(texts, lowercase=self.lowercase, min_freq=self.min_freq)
+
+    def fingerprint(self) -> str:
+        """Identifies the training recipe, for caching trained tokenizers."""
+        spec = [self.kind, self.lowercase, self.min_freq, self.vocab_size]
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 LABELS = ("negative", "positive")
 
@@ -138,8 +139,15 @@ class SyntheticSentiment:
         self.num_examples = num_examples
         self.seed = seed
 
-    def load(self, split: str) -> list[tuple[str, int]]:
-        """The (text, label index) pairs of one split."""
+    def prepare(self, root: Path) -> None:
+        """Nothing to fetch: the corpus is generated."""
+
+    def fingerprint(self, root: Path) -> str:
+        return f"synthetic-sentiment-{self.num_examples}-{self.seed}"
+
+    def load(self, split: str, root: Path | None = None,
+             on_error: str = "raise") -> tuple[list[tuple[str, int]], int]:
+        """The (text, label index) pairs of one split, and 0 skipped."""
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r} for the synthetic corpus; "
                              f"expected one of {self.splits}")
@@ -148,4 +156,4 @@ class SyntheticSentiment:
         bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
                   "test": (n_train + n_val, len(examples))}
         lo, hi = bounds[split]
-        return [(e.text, e.label) for e in examples[lo:hi]]
+        return [(e.text, e.label) for e in examples[lo:hi]], 0

@@ -1,0 +1,179 @@
+"""What every task's LightningDataModule shares: the data root, downloads, the tokenizer's life
+cycle, bucketed batches and corpus statistics.
+
+Life cycle, as Lightning runs it under DDP:
+- ``prepare_data`` (once per node, rank 0): download what is missing, train the tokenizer on the
+  training split and cache it as JSON under ``cache_dir``.
+- ``setup`` (every rank): load that tokenizer (or train the identical one: training is
+  deterministic), then encode the splits on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytorch_lightning as pl
+
+from nlp_lstm.data.batching import LengthGuard
+from nlp_lstm.data.sampler import BucketBatchSampler
+from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
+
+ON_ERROR = ("raise", "skip")
+
+
+def default_data_root() -> Path:
+    """``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``."""
+    return Path(os.environ.get("NLP_LSTM_DATA") or Path.home() / ".cache" / "nlp_lstm")
+
+
+def file_fingerprint(*paths: Path) -> str:
+    """Identifies files by path, size and modification time (cheap; no hashing of content)."""
+    parts = []
+    for p in paths:
+        stat = p.stat()
+        parts.append(f"{p.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class Source(Protocol):
+    """Where a task's examples come from: an embedded corpus, a public data set, user files."""
+
+    splits: tuple[str, ...]
+
+    def prepare(self, root: Path) -> None:
+        """Make the files available under ``root`` (download what is missing)."""
+
+    def fingerprint(self, root: Path) -> str:
+        """Changes whenever the training split would."""
+
+    def load(self, split: str, root: Path, on_error: str) -> tuple[list[Any], int]:
+        """The examples of a split and how many malformed ones were skipped."""
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Base of the task data modules.
+
+    Args:
+        source: a ``Source``.
+        tokenizer: how to train the tokenizer (a ``TokenizerTrainer``).
+        root: the data root; None: ``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``.
+        cache_dir: where trained tokenizers are cached; None: no cache.
+        trained_tokenizer: a tokenizer as JSON (from a checkpoint) to use instead of training.
+        batch_size: the most examples in a batch (None: only ``max_tokens`` limits it).
+        max_tokens: the most padded positions (examples x longest) in a batch.
+        max_length: longer inputs are truncated, and counted.
+        on_error: ``raise`` on a malformed line of a user file, or ``skip`` it and count it.
+        num_workers: DataLoader workers.
+        seed: seeds the batch order, together with the epoch.
+    """
+
+    task: str = ""
+
+    def __init__(
+        self,
+        source: Source,
+        tokenizer: TokenizerTrainer | None = None,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        trained_tokenizer: str | None = None,
+        batch_size: int | None = 64,
+        max_tokens: int | None = None,
+        max_length: int = 256,
+        on_error: str = "raise",
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size is None and max_tokens is None:
+            raise ValueError("give data.batch_size, data.max_tokens or both")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be positive, got {max_length}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.source = source
+        self.tokenizer_trainer = tokenizer or TokenizerTrainer()
+        self.root = Path(root).expanduser() if root else default_data_root()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.tokenizer = Tokenizer.from_json(trained_tokenizer) if trained_tokenizer else None
+        self.batch_size, self.max_tokens, self.max_length = batch_size, max_tokens, max_length
+        self.on_error = on_error
+        self.num_workers = num_workers
+        self.seed = seed
+        self.skipped: dict[str, int] = {}
+        self.guard = LengthGuard(max_length)
+        self._raw: dict[str, list[Any]] = {}
+        self._encoded: dict[str, list[Any]] = {}
+
+    @property
+    def truncated(self) -> int:
+        """How many examples the length guard has cut so far."""
+        return self.guard.truncated
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.source.splits)
+
+    # ----------------------------------------------------------- tokenizer
+    def tokenizer_texts(self) -> Iterable[str]:
+        """The texts the tokenizer learns from: the training split only."""
+        raise NotImplementedError
+
+    def _tokenizer_cache(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-" \
+              f"{self.tokenizer_trainer.fingerprint()}"
+        return self.cache_dir / "tokenizers" / f"{key}.json"
+
+    def prepare_data(self) -> None:
+        self.source.prepare(self.root)
+        cache = None if self.tokenizer is not None else self._tokenizer_cache()
+        if cache is not None and not cache.exists():
+            tokenizer = self.tokenizer_trainer.train(self.tokenizer_texts())
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(tokenizer.to_json(), encoding="utf-8")
+            os.replace(tmp, cache)  # atomic: other ranks never see half a file
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        cache = self._tokenizer_cache()
+        if cache is not None and cache.exists():
+            self.tokenizer = Tokenizer.from_json(cache.read_text(encoding="utf-8"))
+        else:
+            self.tokenizer = self.tokenizer_trainer.train(self.tokenizer_texts())
+
+    def _examples(self, split: str) -> list[Any]:
+        """The raw examples of a split, read once; malformed lines skipped are counted in
+        ``skipped``."""
+        if split not in self.splits:
+            raise ValueError(f"split {split!r} is not in this data; expected one of {self.splits}")
+        if split not in self._raw:
+            self._raw[split], self.skipped[split] = self.source.load(split, self.root,
+                                                                     self.on_error)
+        return self._raw[split]
+
+    # ------------------------------------------------------------- batches
+    def batch_sampler(self, lengths: list[int], *, shuffle: bool) -> BucketBatchSampler:
+        """Length-bucketed batches; under DDP each rank takes its own shard."""
+        trainer = self.trainer
+        replicas = trainer.world_size if trainer is not None else 1
+        rank = trainer.global_rank if trainer is not None else 0
+        return BucketBatchSampler(lengths, batch_size=self.batch_size, max_tokens=self.max_tokens,
+                                  shuffle=shuffle, seed=self.seed, num_replicas=replicas,
+                                  rank=rank)
+
+    # ---------------------------------------------------------- statistics
+    def statistics(self) -> dict[str, Any]:
+        """Sizes of every split, the vocabulary size, and the padding waste of one epoch of
+        training batches as the sampler makes them (padded positions / real tokens)."""
+        raise NotImplementedError
