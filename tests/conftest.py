@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,63 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checkpoint(trained_run: Path) -> Path:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     return Path(metrics["checkpoint"])
+
+
+class HTTPFiles:
+    """Serves ``files``; paths in ``truncated`` announce the full length and send half."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.truncated: set[str] = set()
+        self.chunked_truncated: set[str] = set()
+        self.hits: Counter[str] = Counter()
+        self.base = ""
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPFiles]:
+    state = HTTPFiles()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits[self.path] += 1
+            data = state.files.get(self.path)
+            if data is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            if self.path in state.chunked_truncated:
+                # One whole chunk, then half of the next one, then the connection closes.
+                half = len(data) // 2
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"%x\r\n%s\r\n" % (half, data[:half]))
+                self.wfile.write(b"%x\r\n%s" % (half, data[half : half + half // 2]))
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.path in state.truncated:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+            else:
+                self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
