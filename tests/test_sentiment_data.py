@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import HTTPFiles
+
 from nlp_lstm.cli import compose_config
 from nlp_lstm.data import SentimentDataModule, TokenizerTrainer
 from nlp_lstm.data.errors import DataError
