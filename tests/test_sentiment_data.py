@@ -55,7 +55,7 @@ def test_sst2_offline_error_names_url_path_and_data_root(server: HTTPFiles, tmp_
 
 
 def test_sst2_without_download_says_where_to_put_it(tmp_path: Path):
-    with pytest.raises(DataError, match="data.root"):
+    with pytest.raises(DataError, match=r"data\.root"):
         SST2(download=False).prepare(tmp_path)
 
 
