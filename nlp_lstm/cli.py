@@ -30,15 +30,22 @@ def fail(message: str) -> NoReturn:
 
 @contextlib.contextmanager
 def bad_input_exits() -> Iterator[None]:
-    """Turn bad input (ValueError, config errors, missing files) into one line and exit code 2.
-    Set NLP_LSTM_DEBUG=1 for the traceback."""
+    """Turn bad input (ValueError, config errors, missing files) into one line and exit code 2,
+    and a diverged training run into one line and exit code 1. Set NLP_LSTM_DEBUG=1 for the
+    traceback."""
+    from nlp_lstm.callbacks import DivergenceError
+
     try:
         yield
     except (ValueError, HydraException, OmegaConfBaseException, FileNotFoundError) as e:
         if debug():
             raise
-        message = " ".join(str(e).split()) or type(e).__name__
-        fail(message)
+        fail(" ".join(str(e).split()) or type(e).__name__)
+    except DivergenceError as e:
+        if debug():
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def compose_config(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-
-log = logging.getLogger(__name__)
+from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.utilities import rank_zero_only
 
 
 def _number(value: Any) -> Any:
@@ -23,8 +22,9 @@ def train(cfg: DictConfig) -> float | None:
     ``metrics.json`` under ``cfg.paths.output_dir``; returns the monitored validation metric
     (for sweeps), or None when no validation ran."""
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if rank_zero_only.rank == 0:  # under DDP every rank runs this function; one writes files
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -33,19 +33,24 @@ def train(cfg: DictConfig) -> float | None:
     model = instantiate(cfg.model, tokenizer=datamodule.tokenizer.to_json(),
                         labels=list(datamodule.labels), _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the trainer's switch wins
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # Our checkpoints hold tensors and plain data only: load them that way, also to resume.
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     if trainer.interrupted or trainer.fast_dev_run:
         return None
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None  # without a checkpoint callback, report the final weights
+    trainer.loggers = []  # the final evaluation goes to metrics.json, not into the curves
     metrics: dict[str, Any] = dict(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt,
-                                                    verbose=False)[0])
+                                                    verbose=False, weights_only=True)[0])
     if cfg.get("test") and "test" in datamodule.splits:
-        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0])
+        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
+                                    weights_only=True)[0])
         metrics["test/confusion"] = model.confusion
     metrics = {k: _number(v) for k, v in sorted(metrics.items())}
     if datamodule.truncated:

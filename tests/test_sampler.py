@@ -245,3 +245,15 @@ def test_real_sst2_padding_waste(config: dict) -> None:
     rows = read_sst2(Path(os.environ["NLP_LSTM_DATA"]) / "sst2" / "train.tsv")
     lengths = [len(text.split()) for text, _ in rows]  # whitespace tokens as a proxy
     assert padding_waste(list(BucketBatchSampler(lengths, **config)), lengths) < 0.10
+
+
+def test_uneven_shards_cover_every_example_exactly_once() -> None:
+    lengths = [random.Random(i).randint(1, 30) for i in range(203)]
+    seen: list[int] = []
+    for rank in range(3):
+        sampler = BucketBatchSampler(lengths, batch_size=16, shuffle=False, num_replicas=3,
+                                     rank=rank, even_shards=False)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        seen += [i for b in batches for i in b]
+    assert sorted(seen) == list(range(203))

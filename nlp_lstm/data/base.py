@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
+import torch
 
 from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.sampler import BucketBatchSampler
@@ -164,13 +165,20 @@ class TextDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------- batches
     def batch_sampler(self, lengths: list[int], *, shuffle: bool) -> BucketBatchSampler:
-        """Length-bucketed batches; under DDP each rank takes its own shard."""
+        """Length-bucketed batches; under DDP each rank takes its own shard. Training shards
+        (``shuffle``) are even; evaluation shards cover every example exactly once."""
         trainer = self.trainer
         replicas = trainer.world_size if trainer is not None else 1
         rank = trainer.global_rank if trainer is not None else 0
         return BucketBatchSampler(lengths, batch_size=self.batch_size, max_tokens=self.max_tokens,
                                   shuffle=shuffle, seed=self.seed, num_replicas=replicas,
-                                  rank=rank)
+                                  rank=rank, even_shards=shuffle)
+
+    def generator(self) -> torch.Generator:
+        """A seeded generator for DataLoaders. Without one, every iterator a DataLoader creates
+        draws from the global torch RNG, so dropout masks would depend on when Lightning creates
+        iterators (it does so earlier when resuming) and a resumed run would diverge."""
+        return torch.Generator().manual_seed(self.seed)
 
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:

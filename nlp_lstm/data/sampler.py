@@ -57,6 +57,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             over after an even split across replicas, instead of padding.
         num_replicas: Number of DDP processes.
         rank: This process's rank in ``[0, num_replicas)``.
+        even_shards: Give every rank the same number of batches (training: DDP needs every
+            rank in every gradient all-reduce). False: each batch goes to exactly one rank and
+            some ranks may get one batch fewer (evaluation: no example counted twice).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         num_replicas: int = 1,
         rank: int = 0,
+        even_shards: bool = True,
     ) -> None:
         if batch_size is None and max_tokens is None:
             raise ValueError("give batch_size, max_tokens or both")
@@ -92,6 +96,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.num_replicas = num_replicas
         self.rank = rank
+        self.even_shards = even_shards
         self.epoch = 0
         if batch_size is not None:
             per_batch = batch_size
@@ -164,7 +169,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(batches)
         replicas = self.num_replicas
-        if replicas > 1 and batches:
+        if replicas > 1 and batches and self.even_shards:
             if self.drop_last:
                 batches = batches[: len(batches) // replicas * replicas]
             else:

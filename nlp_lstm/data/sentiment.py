@@ -50,6 +50,7 @@ class SentimentDataModule(TextDataModule):
             collate_fn=ClassificationCollate(self.tokenizer.pad_id),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=self.generator(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -11,6 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -64,10 +65,13 @@ class TextClassifier(pl.LightningModule):
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         n = len(labels)
+        # torchmetrics objects sync their states across DDP ranks, so metrics (the loss too,
+        # as a weighted mean) are exactly those of a single process on the same data.
         self.metrics = torch.nn.ModuleDict({
             f"{stage}_{name}": metric
             for stage in ("val", "test")
-            for name, metric in (("acc", MulticlassAccuracy(n, average="micro")),
+            for name, metric in (("loss", MeanMetric()),
+                                 ("acc", MulticlassAccuracy(n, average="micro")),
                                  ("f1", MulticlassF1Score(n, average="macro")))
         })
         self.test_confusion = MulticlassConfusionMatrix(n)
@@ -86,11 +90,12 @@ class TextClassifier(pl.LightningModule):
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         logits = self(batch["tokens"], batch["lengths"])
         labels = batch["labels"]
-        self.log(f"{stage}/loss", self.loss(logits, labels), batch_size=len(labels))
+        self.metrics[f"{stage}_loss"].update(self.loss(logits, labels), weight=len(labels))
         for name in ("acc", "f1"):
-            metric = self.metrics[f"{stage}_{name}"]
-            metric.update(logits, labels)
-            self.log(f"{stage}/{name}", metric, prog_bar=name == "acc", batch_size=len(labels))
+            self.metrics[f"{stage}_{name}"].update(logits, labels)
+        for name in ("loss", "acc", "f1"):
+            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=name == "acc",
+                     batch_size=len(labels))
         if stage == "test":
             self.test_confusion.update(logits, labels)
 

@@ -1,0 +1,204 @@
+"""Training callbacks: a guard against divergence, exact resumption, and a progress display
+that suits both a terminal and a log file."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or gradient; the last good state was saved."""
+
+
+class NaNGuard(pl.Callback):
+    """Stops the run at the first non-finite loss or gradient, before the optimizer step that
+    would spread it into the weights, and saves the last good state as a checkpoint.
+
+    Args:
+        dirpath: where ``last-good.ckpt`` goes; None: the trainer's checkpoint folder.
+    """
+
+    def __init__(self, dirpath: str | None = None) -> None:
+        self.dirpath = dirpath
+
+    def _stop(self, trainer: pl.Trainer, what: str) -> None:
+        folder = Path(self.dirpath) if self.dirpath else _checkpoint_dir(trainer)
+        path = folder / "last-good.ckpt"
+        # Full state (optimizer too), so the run can resume from it; the weights are still
+        # those from before the bad step.
+        trainer.save_checkpoint(path, weights_only=False)
+        raise DivergenceError(
+            f"{what} at step {trainer.global_step} (epoch {trainer.current_epoch}); stopped "
+            f"before the optimizer step. The last good state is in {path}. Lower the learning "
+            "rate or check the data."
+        )
+
+    def on_before_backward(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
+    ) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            self._stop(trainer, f"the loss became {loss.item()}")
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        for name, p in pl_module.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                self._stop(trainer, f"the gradient of {name} became non-finite")
+
+
+def _checkpoint_dir(trainer: pl.Trainer) -> Path:
+    callback = trainer.checkpoint_callback
+    if callback is not None and getattr(callback, "dirpath", None):
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+class RNGState(pl.Callback):
+    """Saves Python, NumPy and torch RNG states in checkpoints and restores them when training
+    resumes, so a run resumed at an epoch boundary draws the same dropout masks as one that was
+    never interrupted. States are stored as tensors and lists: checkpoints stay loadable with
+    ``weights_only=True``."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        version, mt_state, gauss = random.getstate()
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "python": [version, list(mt_state), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._pending = checkpoint.get("rng_states")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Applied after the sanity check, whose data loaders also draw from the torch RNG.
+        if self._pending is None:
+            return
+        state, self._pending = self._pending, None
+        version, mt_state, gauss = state["python"]
+        random.setstate((version, tuple(mt_state), gauss))
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class LineProgress(ProgressBar):
+    """A plain progress display for logs: one line every ``every_n_steps`` training steps and
+    one per validation, no control characters."""
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self._enabled = True
+        self._start = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()
+
+    def _line(self, trainer: pl.Trainer, prefix: str) -> None:
+        metrics = {k: v for k, v in self.get_metrics(trainer, trainer.lightning_module).items()
+                   if k != "v_num"}
+        shown = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in metrics.items())
+        print(f"{prefix}  {shown}", flush=True)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._enabled and (batch_idx + 1) % self.every_n_steps == 0:
+            total = self.total_train_batches
+            rate = (batch_idx + 1) / max(1e-9, time.monotonic() - self._start)
+            self._line(trainer, f"epoch {trainer.current_epoch} step {batch_idx + 1}/{total} "
+                                f"({rate:.1f} it/s)")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._enabled and not trainer.sanity_checking:
+            self._line(trainer, f"epoch {trainer.current_epoch} validation")
+
+
+def progress_bar(every_n_steps: int = 50) -> ProgressBar:
+    """A rich progress bar in a terminal, plain lines when stdout is a file or a pipe."""
+    if sys.stdout.isatty():
+        return RichProgressBar()
+    return LineProgress(every_n_steps)
+
+
+def count_tokens(batch: Any) -> int:
+    """Real (unpadded) tokens in a batch: the sum of its ``*lengths`` tensors, else the size of
+    its ``input`` (contiguous language-model chunks have no padding)."""
+    if isinstance(batch, dict):
+        lengths = [v for k, v in batch.items() if k.endswith("lengths")]
+        if lengths:
+            return int(sum(int(t.sum()) for t in lengths))
+        if "input" in batch:
+            return int(batch["input"].numel())
+    return 0
+
+
+class Throughput(pl.Callback):
+    """Training throughput in real tokens per second, over all ranks; logged as
+    ``train/tokens_per_s`` and written to ``<dirpath>/throughput.json`` when training ends.
+    The first ``warmup_steps`` steps (allocation, autotuning) are left out."""
+
+    def __init__(self, dirpath: str | None = None, warmup_steps: int = 10) -> None:
+        self.dirpath = dirpath
+        self.warmup_steps = warmup_steps
+        self._tokens = 0
+        self._steps = 0
+        self._start: float | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if self._steps == self.warmup_steps and self._start is None:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._steps += 1
+        if self._start is not None:
+            self._tokens += count_tokens(batch) * trainer.world_size
+
+    def tokens_per_second(self) -> float:
+        if self._start is None or not self._tokens:
+            return 0.0
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return self._tokens / (time.perf_counter() - self._start)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rate = self.tokens_per_second()
+        if trainer.is_global_zero and self.dirpath and rate:
+            import json
+
+            Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+            summary = {"tokens_per_second": rate, "measured_steps": self._steps - self.warmup_steps,
+                       "world_size": trainer.world_size, "precision": str(trainer.precision)}
+            (Path(self.dirpath) / "throughput.json").write_text(json.dumps(summary, indent=2))
