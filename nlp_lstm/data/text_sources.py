@@ -114,11 +114,12 @@ class TextFiles:
             text = self._text(split)
         else:  # train and val both come from the train file
             path, whole = self._existing("train"), self._text("train")
-            cut = int(len(whole) * (1.0 - self.val_fraction))
-            if cut == 0 or cut == len(whole):
+            held_out = int(len(whole) * self.val_fraction)
+            if held_out == 0 or held_out == len(whole):
                 raise DataError(
                     f"{path}: {len(whole)} characters are too few to hold out "
                     f"val_fraction={self.val_fraction} as validation; expected a longer text "
                     "or a val file (data.source.val)")
+            cut = len(whole) - held_out
             text = whole[:cut] if split == "train" else whole[cut:]
         return text.split(self.separator), 0
