@@ -31,9 +31,12 @@ def _options(group: str) -> list[str]:
 )
 def test_every_config_composes_and_instantiates(override, tmp_path):
     """Constructors do no I/O, so every node builds without the data it points to."""
-    extra = ["data.source.train=a.tsv", "data.source.val=b.tsv"] if override == "data=tsv" else []
+    extra = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
+             "data=text": ["data.source.train=a.txt"]}.get(override, [])
     cfg = compose_train(tmp_path, [override, *extra])
     dm = instantiate(cfg.data)
+    if override.startswith("data=") and dm.task != "sentiment":
+        return  # another task's data: its module builds; the sentiment model does not apply
     assert dm.task == cfg.task.name
     tokenizer = Tokenizer.train_word_level(["the film was good", "the plot was bad"])
     model = instantiate(cfg.model, tokenizer=tokenizer.to_json(),

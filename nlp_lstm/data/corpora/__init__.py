@@ -1,5 +1,6 @@
 """Corpora the project generates itself, so everything runs with no data at all."""
 
 from nlp_lstm.data.corpora.sentiment import SyntheticSentiment, generate_sentiment
+from nlp_lstm.data.corpora.text import SyntheticText, generate_stories
 
-__all__ = ["SyntheticSentiment", "generate_sentiment"]
+__all__ = ["SyntheticSentiment", "SyntheticText", "generate_sentiment", "generate_stories"]

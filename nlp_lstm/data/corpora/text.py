@@ -1,0 +1,152 @@
+"""A synthetic text corpus for language modelling whose stories need memory to predict.
+
+Each document is a short story from a small grammar::
+
+    Kira found a gold flute in the attic.
+    There were three errands that day:
+    1. mend the red key
+    2. wash the white cup
+    3. hide the grey bell
+    A note said (go [north {well}]).
+    In the end, Kira put the gold flute back in the attic.
+
+Most of a story is local and easy (fixed phrases, an errand list), but four kinds of tokens
+are fixed by something far back, where no short context can see it:
+
+- the closing line repeats the opening's name, color, item and place about 150-250 characters
+  later; the errands in between name *other* colors and items (distractors), so "copy the most
+  recent color" fails and only a memory of the opening succeeds;
+- the errand list has exactly the number of items the second line declares in words, so
+  whether a line starts with the next number or with "A note"/"In the end" depends on that
+  declaration and on counting;
+- the note's brackets are nested up to three deep with mixed kinds, and close in reverse order.
+
+Names have distinct initials, so the closing name's first character alone identifies the
+opening's name: the test suite measures that a 10-character n-gram predicts it at chance while
+copying from the opening is always right. Everything is generated from ``seed``: no files.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+# Distinct initials: the first character of the closing name is determined by the opening.
+NAMES = (
+    "Ada", "Bram", "Cleo", "Dov", "Edda", "Finn", "Greta", "Hugo", "Ines", "Jonas", "Kira",
+    "Lars", "Mona", "Nils", "Olga", "Piet", "Rosa", "Sven", "Tilda", "Uwe", "Vera", "Wim",
+    "Yara", "Zeno",
+)
+COLORS = ("red", "blue", "green", "black", "white", "grey", "gold", "brown")
+ITEMS = ("lamp", "key", "rope", "map", "coin", "bell", "knife", "book", "cup", "flute", "ring",
+         "box")
+PLACES = ("cellar", "barn", "attic", "garden", "kitchen", "shed", "hall", "mill", "loft", "yard")
+FOUND = ("found", "saw", "took", "lost")
+COUNTS = ("two", "three", "four", "five")  # the list then has 2, 3, 4 or 5 items
+VERBS = ("fetch", "mend", "wash", "hide", "sell", "paint", "find", "polish", "bury", "count")
+BRACKETS = ("()", "[]", "{}")
+NOTE_WORDS = ("go", "north", "south", "well", "gate", "left", "right", "home", "bridge", "now",
+              "wait", "run", "stop", "hill", "river", "door")
+NOTE_PROBABILITY = 0.8
+VERSION = 1  # part of the fingerprint: bump when the generator changes
+
+
+@dataclass(frozen=True)
+class Story:
+    """One document and the facts the grammar put in it (for tests and analysis)."""
+
+    text: str
+    name: str
+    color: str
+    item: str
+    place: str
+    errands: int
+
+
+def _nested(rng: random.Random, depth: int) -> str:
+    """``depth`` levels of mixed brackets around words, e.g. ``(go [north {well}])``."""
+    if depth == 0:
+        return rng.choice(NOTE_WORDS)
+    opening, closing = rng.choice(BRACKETS)
+    return f"{opening}{rng.choice(NOTE_WORDS)} {_nested(rng, depth - 1)}{closing}"
+
+
+def _story(rng: random.Random) -> Story:
+    name, color, item, place = (rng.choice(NAMES), rng.choice(COLORS), rng.choice(ITEMS),
+                                rng.choice(PLACES))
+    count = rng.randrange(len(COUNTS))
+    lines = [f"{name} {rng.choice(FOUND)} a {color} {item} in the {place}.",
+             f"There were {COUNTS[count]} errands that day:"]
+    # Distractors: errands never mention the key color or item.
+    other_colors = [c for c in COLORS if c != color]
+    other_items = [i for i in ITEMS if i != item]
+    for number in range(1, count + 3):
+        lines.append(f"{number}. {rng.choice(VERBS)} the {rng.choice(other_colors)} "
+                     f"{rng.choice(other_items)}")
+    if rng.random() < NOTE_PROBABILITY:
+        lines.append(f"A note said {_nested(rng, rng.randint(1, 3))}.")
+    lines.append(f"In the end, {name} put the {color} {item} back in the {place}.")
+    return Story("\n".join(lines), name, color, item, place, count + 2)
+
+
+def generate_stories(num_documents: int, seed: int = 0) -> list[Story]:
+    """``num_documents`` distinct stories, deterministic in ``seed``."""
+    if num_documents < 1:
+        raise ValueError(f"num_documents must be positive, got {num_documents}")
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    stories: list[Story] = []
+    attempts = 0
+    while len(stories) < num_documents:
+        attempts += 1
+        if attempts > 20 * num_documents + 1000:
+            raise ValueError(f"the grammar cannot produce {num_documents} distinct stories")
+        story = _story(rng)
+        if story.text not in seen:  # distinct, so no story is in two splits
+            seen.add(story.text)
+            stories.append(story)
+    return stories
+
+
+class SyntheticText:
+    """The embedded language-modelling corpus as a data source: stories split 80/10/10.
+
+    Documents are stories (several lines each); a stream joins them with a blank line.
+
+    Args:
+        num_documents: total number of stories (about 230 characters each).
+        seed: the generator's seed; the same seed gives the same corpus on every machine.
+    """
+
+    splits: tuple[str, ...] = ("train", "val", "test")
+    separator: str = "\n\n"
+
+    def __init__(self, num_documents: int = 1500, seed: int = 0) -> None:
+        if num_documents < 10:
+            raise ValueError(f"num_documents must be at least 10, got {num_documents}")
+        self.num_documents = num_documents
+        self.seed = seed
+
+    def prepare(self, root: Path) -> None:
+        """Nothing to fetch: the corpus is generated."""
+
+    def fingerprint(self, root: Path) -> str:
+        return f"synthetic-text-v{VERSION}-{self.num_documents}-{self.seed}"
+
+    def stories(self, split: str) -> list[Story]:
+        """The stories of one split, with their facts."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for the synthetic text corpus; "
+                             f"expected one of {self.splits}")
+        stories = generate_stories(self.num_documents, self.seed)
+        n_train, n_val = int(0.8 * len(stories)), int(0.1 * len(stories))
+        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
+                  "test": (n_train + n_val, len(stories))}
+        lo, hi = bounds[split]
+        return stories[lo:hi]
+
+    def load(self, split: str, root: Path | None = None,
+             on_error: str = "raise") -> tuple[list[str], int]:
+        """The story texts of one split, and 0 skipped."""
+        return [story.text for story in self.stories(split)], 0

@@ -1,0 +1,199 @@
+"""LightningDataModule for language modelling: text to contiguous streams or to bucketed
+sentences of next-token examples.
+
+Legend: B batch (streams or examples), T time steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from nlp_lstm.data.base import Source, TextDataModule
+from nlp_lstm.data.batching import pad_sequences
+from nlp_lstm.data.sampler import StreamBatcher, padding_waste
+from nlp_lstm.data.tokenizer import TokenizerTrainer
+
+MODES = ("stream", "sentences")
+
+
+def stream_batch(chunk: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ``StreamBatcher`` chunk as ``{"input": (B, T), "target": (B, T)}``."""
+    inputs, targets = chunk
+    return {"input": inputs, "target": targets}
+
+
+class SentenceCollate:
+    """Collate target sequences (text tokens, then ``<eos>`` unless truncated) into
+    ``{"input": (B, T), "target": (B, T), "lengths": (B,)}``: the input is ``<bos>`` followed by
+    the target without its last token, so position t of the input predicts position t of the
+    target. Both are right-padded with ``<pad>`` (a loss should ignore ``pad_id``)."""
+
+    def __init__(self, bos_id: int, pad_id: int) -> None:
+        self.bos_id, self.pad_id = bos_id, pad_id
+
+    def __call__(self, targets: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        target, lengths = pad_sequences(targets, self.pad_id)  # (B, T), (B,)
+        inputs, _ = pad_sequences([[self.bos_id, *seq[:-1]] for seq in targets], self.pad_id)
+        return {"input": inputs, "target": target, "lengths": lengths}
+
+
+class LanguageModelDataModule(TextDataModule):
+    """Serves next-token batches of int64 CPU tensors, in one of two modes.
+
+    ``stream`` (default): a split's documents, joined by the source's ``separator``, form one
+    token sequence, cut into B = ``batch_size`` parallel contiguous streams and served in order
+    as ``{"input": (B, T), "target": (B, T)}`` with T = ``seq_len`` (the last batch may be
+    shorter) and the target the input shifted by one token. Batch k+1 continues batch k in
+    every row, so a model may carry its recurrent state across batches (truncated BPTT). There
+    is no padding and no shuffling. Under DDP each rank gets B streams of its own (set
+    Lightning's ``use_distributed_sampler=False``).
+
+    ``sentences``: every non-empty document (a line of a text file, a story of the synthetic
+    corpus) is an example: ``{"input": (B, T), "target": (B, T), "lengths": (B,)}``, input
+    ``<bos> text``, target ``text <eos>``, right-padded with ``<pad>``, in length-bucketed batches
+    of at most ``batch_size`` examples and ``max_tokens`` positions. A target longer than
+    ``max_length`` is truncated (counted in ``truncated``) and then ends in text, not ``<eos>``.
+
+    The source is a ``Source`` whose ``load`` gives a split's documents as strings and whose
+    ``separator`` joins them into the split's text. The tokenizer (default: characters, cased)
+    learns from the training split only.
+
+    Args:
+        source: the text source (``SyntheticText``, ``TinyShakespeare``, ``TextFiles``).
+        tokenizer: how to train the tokenizer; None: character level, cased.
+        mode: ``stream`` or ``sentences``.
+        seq_len: T of the stream mode, time steps per batch.
+        The other arguments are those of ``TextDataModule``; ``max_tokens`` and ``max_length``
+        apply to the sentences mode only.
+    """
+
+    task = "generation"
+
+    def __init__(
+        self,
+        source: Source,
+        tokenizer: TokenizerTrainer | None = None,
+        mode: str = "stream",
+        seq_len: int = 128,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        trained_tokenizer: str | None = None,
+        batch_size: int | None = 64,
+        max_tokens: int | None = None,
+        max_length: int = 256,
+        on_error: str = "raise",
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be positive, got {seq_len}")
+        if mode == "stream" and batch_size is None:
+            raise ValueError("the stream mode needs data.batch_size (the number of streams)")
+        super().__init__(
+            source, tokenizer or TokenizerTrainer(kind="char", lowercase=False, vocab_size=None),
+            root=root, cache_dir=cache_dir, trained_tokenizer=trained_tokenizer,
+            batch_size=batch_size, max_tokens=max_tokens, max_length=max_length,
+            on_error=on_error, num_workers=num_workers, seed=seed,
+        )
+        self.mode, self.seq_len = mode, seq_len
+
+    @property
+    def separator(self) -> str:
+        return self.source.separator
+
+    def tokenizer_texts(self) -> Iterable[str]:
+        # Each document with its separator, so the tokenizer also learns the separator's units
+        # (a newline is a character of the stream).
+        return [doc + self.separator for doc in self._examples("train")]
+
+    # ------------------------------------------------------------ encoding
+    def stream(self, split: str) -> torch.Tensor:
+        """The split's text as one token sequence (N,), tokenized once and cached."""
+        if self.tokenizer is None:
+            self.setup()
+        key = f"stream:{split}"
+        if key not in self._encoded:
+            separator = self.tokenizer.encode(self.separator)
+            ids: list[int] = []
+            for i, doc in enumerate(self.tokenizer.encode_batch(self._examples(split))):
+                if i:
+                    ids.extend(separator)
+                ids.extend(doc)
+            self._encoded[key] = torch.tensor(ids, dtype=torch.int64)  # (N,)
+        return self._encoded[key]
+
+    def sentences(self, split: str) -> list[list[int]]:
+        """The targets of a split's examples (text tokens, then ``<eos>``), truncated to
+        ``max_length``; tokenized once and cached."""
+        if self.tokenizer is None:
+            self.setup()
+        key = f"sentences:{split}"
+        if key not in self._encoded:
+            docs = [doc for doc in self._examples(split) if doc.strip()]
+            self._encoded[key] = [self.guard([*ids, self.tokenizer.eos_id])
+                                  for ids in self.tokenizer.encode_batch(docs)]
+        return self._encoded[key]
+
+    # ------------------------------------------------------------- batches
+    def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
+        """Batches of a split; ``shuffle`` applies to the sentences mode only (streams keep
+        their order)."""
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if self.mode == "stream":
+            trainer = self.trainer
+            batcher = StreamBatcher(
+                self.stream(split), self.batch_size, self.seq_len,
+                num_replicas=trainer.world_size if trainer is not None else 1,
+                rank=trainer.global_rank if trainer is not None else 0,
+            )
+            return DataLoader(batcher, batch_size=None, shuffle=False, collate_fn=stream_batch,
+                              **workers)
+        data = self.sentences(split)
+        return DataLoader(
+            data,
+            batch_sampler=self.batch_sampler([len(ids) for ids in data], shuffle=shuffle),
+            collate_fn=SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id),
+            **workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    # ---------------------------------------------------------- statistics
+    def statistics(self) -> dict[str, Any]:
+        """Per split: ``examples``, the non-empty documents (in both modes); ``tokens``, the
+        positions served (stream: the stream's length; sentences: the targets' tokens, text and
+        ``<eos>``, after truncation); ``characters``, the split's text (documents joined by the
+        separator). ``padding_waste`` is 0.0 for streams, which have no padding."""
+        splits = {}
+        for split in self.splits:
+            docs = self._examples(split)
+            if self.mode == "stream":
+                tokens = self.stream(split).numel()
+            else:
+                tokens = sum(len(ids) for ids in self.sentences(split))
+            splits[split] = {
+                "examples": sum(1 for doc in docs if doc.strip()),
+                "tokens": tokens,
+                "characters": sum(map(len, docs)) + len(self.separator) * (len(docs) - 1),
+            }
+            if self.skipped.get(split):
+                splits[split]["skipped"] = self.skipped[split]
+        waste = 0.0
+        if self.mode == "sentences":
+            lengths = [len(ids) for ids in self.sentences("train")]
+            waste = padding_waste(list(self.batch_sampler(lengths, shuffle=True)), lengths)
+        return {"splits": splits, "vocab_size": self.tokenizer.vocab_size,
+                "padding_waste": waste}
