@@ -42,8 +42,11 @@ def test_every_config_composes_and_instantiates(override, tmp_path):
     model = instantiate(cfg.model, tokenizer=tokenizer.to_json(),
                         labels=["negative", "positive"], _convert_="all")
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    assert model.labels == ["negative", "positive"] and callbacks
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        return  # a GPU preset composes here; Lightning refuses to build it without a GPU
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
-    assert model.labels == ["negative", "positive"] and trainer is not None
+    assert trainer is not None
 
 
 def test_warmup_cosine_schedule():

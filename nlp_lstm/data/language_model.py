@@ -144,7 +144,8 @@ class LanguageModelDataModule(TextDataModule):
     def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
         """Batches of a split; ``shuffle`` applies to the sentences mode only (streams keep
         their order)."""
-        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+                   "generator": self.generator()}
         if self.mode == "stream":
             trainer = self.trainer
             batcher = StreamBatcher(
