@@ -1,5 +1,7 @@
 """Corpora the project generates itself, so everything runs with no data at all."""
 
 from nlp_lstm.data.corpora.sentiment import SyntheticSentiment, generate_sentiment
+from nlp_lstm.data.corpora.translation import SyntheticTranslation, generate_translation
 
-__all__ = ["SyntheticSentiment", "generate_sentiment"]
+__all__ = ["SyntheticSentiment", "SyntheticTranslation", "generate_sentiment",
+           "generate_translation"]
