@@ -24,6 +24,20 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
+# The task each data config serves; the train config pairs only sentiment ones with its model.
+DATA_TASKS = {"sentiment_synthetic": "sentiment", "sst2": "sentiment", "tsv": "sentiment",
+              "translation_synthetic": "translation", "multi30k": "translation",
+              "parallel": "translation", "generation_synthetic": "generation",
+              "tinyshakespeare": "generation", "text": "generation"}
+REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
+            "data=parallel": ["data.source.train=[a.src,a.tgt]", "data.source.val=[b.src,b.tgt]"],
+            "data=text": ["data.source.train=a.txt"]}
+
+
+def test_every_data_config_has_a_task():
+    assert set(_options("data")) == set(DATA_TASKS)
+
+
 @pytest.mark.parametrize(
     "override",
     [f"{group}={name}" for group in ("data", "model", "trainer", "callbacks", "logger", "task",
@@ -31,12 +45,13 @@ def _options(group: str) -> list[str]:
 )
 def test_every_config_composes_and_instantiates(override, tmp_path):
     """Constructors do no I/O, so every node builds without the data it points to."""
-    extra = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
-             "data=text": ["data.source.train=a.txt"]}.get(override, [])
-    cfg = compose_train(tmp_path, [override, *extra])
+    cfg = compose_train(tmp_path, [override, *REQUIRED.get(override, [])])
     dm = instantiate(cfg.data)
-    if override.startswith("data=") and dm.task != "sentiment":
-        return  # another task's data: its module builds; the sentiment model does not apply
+    data_task = DATA_TASKS[override.removeprefix("data=")] if override.startswith("data=") \
+        else "sentiment"
+    assert dm.task == data_task
+    if data_task != "sentiment":
+        return  # the other tasks' models and task configs come with those tasks
     assert dm.task == cfg.task.name
     tokenizer = Tokenizer.train_word_level(["the film was good", "the plot was bad"])
     model = instantiate(cfg.model, tokenizer=tokenizer.to_json(),
