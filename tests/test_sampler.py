@@ -249,11 +249,15 @@ def test_real_sst2_padding_waste(config: dict) -> None:
 
 def test_uneven_shards_cover_every_example_exactly_once() -> None:
     lengths = [random.Random(i).randint(1, 30) for i in range(203)]
-    seen: list[int] = []
-    for rank in range(3):
-        sampler = BucketBatchSampler(lengths, batch_size=16, shuffle=False, num_replicas=3,
-                                     rank=rank, even_shards=False)
-        batches = list(sampler)
-        assert len(batches) == len(sampler)
-        seen += [i for b in batches for i in b]
-    assert sorted(seen) == list(range(203))
+    for n, batch_size in ((203, 16), (5, 16)):  # the second: fewer batches than ranks at first
+        seen: list[int] = []
+        counts = set()
+        for rank in range(3):
+            sampler = BucketBatchSampler(lengths[:n], batch_size=batch_size, shuffle=False,
+                                         num_replicas=3, rank=rank, even_shards=False)
+            batches = list(sampler)
+            counts.add(len(batches))
+            assert len(batches) == len(sampler)
+            seen += [i for b in batches for i in b]
+        assert sorted(seen) == list(range(n))  # every example exactly once
+        assert len(counts) == 1  # and every rank the same number of batches

@@ -57,9 +57,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             over after an even split across replicas, instead of padding.
         num_replicas: Number of DDP processes.
         rank: This process's rank in ``[0, num_replicas)``.
-        even_shards: Give every rank the same number of batches (training: DDP needs every
-            rank in every gradient all-reduce). False: each batch goes to exactly one rank and
-            some ranks may get one batch fewer (evaluation: no example counted twice).
+        even_shards: How ranks get equal numbers of batches (DDP needs every rank in every
+            collective). True (training): by repeating batches. False (evaluation): by
+            splitting the largest batches, so each example is seen exactly once and metrics
+            equal a single process's.
     """
 
     def __init__(
@@ -169,7 +170,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(batches)
         replicas = self.num_replicas
-        if replicas > 1 and batches and self.even_shards:
+        if replicas > 1 and batches and not self.even_shards:
+            while len(batches) % replicas and any(len(b) > 1 for b in batches):
+                i = max(range(len(batches)), key=lambda j: len(batches[j]))
+                half = len(batches[i]) // 2
+                batches[i : i + 1] = [batches[i][:half], batches[i][half:]]
+        elif replicas > 1 and batches:
             if self.drop_last:
                 batches = batches[: len(batches) // replicas * replicas]
             else:
