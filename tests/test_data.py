@@ -7,7 +7,7 @@ import collections
 import pytest
 import torch
 
-from nlp_lstm.data import SentimentDataModule, SyntheticSentiment, Tokenizer
+from nlp_lstm.data import SentimentDataModule, SyntheticSentiment, Tokenizer, TokenizerTrainer
 from nlp_lstm.data.batching import ClassificationCollate, LengthGuard, pad_sequences
 from nlp_lstm.data.corpora.sentiment import NEGATIVE, POSITIVE, generate_sentiment
 from nlp_lstm.data.tokenizer import SPECIALS
@@ -135,3 +135,32 @@ def test_datamodule_with_given_tokenizer_never_reads_train():
     tok = Tokenizer.train_word_level(["the film was good"])
     dm = SentimentDataModule(NoTrain(100), trained_tokenizer=tok.to_json())
     assert len(dm.dataset("test")) == 10
+
+
+def test_bpe_tokenizer_round_trips_any_text_without_unk():
+    texts = ["Ein Hund läuft über die Wiese.", "A dog runs across the meadow!"] * 30
+    tok = TokenizerTrainer("bpe", lowercase=False, min_freq=1, vocab_size=300).train(texts)
+    assert tok.vocab_size == 300
+    unseen = "Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich ☃"
+    ids = tok.encode(unseen)
+    assert tok.unk_id not in ids and tok.decode(ids) == unseen
+    again = TokenizerTrainer("bpe", lowercase=False, min_freq=1, vocab_size=300).train(texts)
+    assert again.to_json() == tok.to_json()  # deterministic
+    with pytest.raises(ValueError, match="vocab_size"):
+        Tokenizer.train_bpe(texts, vocab_size=100)
+
+
+def test_char_tokenizer_is_exact_on_newlines_and_case():
+    tok = TokenizerTrainer("char", lowercase=False).train(["First Citizen:\nBefore we proceed"])
+    text = "First\nCitizen"
+    assert tok.tokenize("ab\nC") == ["<unk>", "<unk>", "\n", "C"]
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.vocab_size == 4 + len(set("First Citizen:\nBefore we proceed"))
+
+
+def test_tokenizer_trainer_rejects_bad_specs():
+    with pytest.raises(ValueError, match="kind"):
+        TokenizerTrainer("sentencepiece")
+    with pytest.raises(ValueError, match="bpe tokenizer needs a vocab_size"):
+        TokenizerTrainer("bpe", vocab_size=None)
+    assert TokenizerTrainer("word").fingerprint() != TokenizerTrainer("char").fingerprint()
