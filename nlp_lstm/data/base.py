@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.sampler import BucketBatchSampler
@@ -164,6 +165,19 @@ class TextDataModule(pl.LightningDataModule):
         return self._raw[split]
 
     # ------------------------------------------------------------- batches
+    def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
+        """The batches of a split; ``shuffle`` for training."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
     def batch_sampler(self, lengths: list[int], *, shuffle: bool) -> BucketBatchSampler:
         """Length-bucketed batches; under DDP each rank takes its own shard. Training shards
         (``shuffle``) are even; evaluation shards cover every example exactly once."""

@@ -163,15 +163,6 @@ class LanguageModelDataModule(TextDataModule):
             **workers,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
-
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:
         """Per split: ``examples``, the non-empty documents (in both modes); ``tokens``, the

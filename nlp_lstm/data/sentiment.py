@@ -53,15 +53,6 @@ class SentimentDataModule(TextDataModule):
             generator=self.generator(),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
-
     def statistics(self) -> dict[str, Any]:
         splits = {}
         for split in self.splits:

@@ -217,15 +217,6 @@ class TranslationDataModule(TextDataModule):
             generator=self.generator(),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
-
     # ----------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:
         """Tokens and characters count both sides (tokens without <bos>/<eos>); vocab_size is
