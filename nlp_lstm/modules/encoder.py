@@ -34,6 +34,7 @@ from nlp_lstm.modules.fused import fused_full, fused_packed, fused_padded_layer,
 from nlp_lstm.modules.gru import gru_sequence
 from nlp_lstm.modules.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
 from nlp_lstm.modules.masking import lengths_to_mask
+from nlp_lstm.modules.packing import Packing
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 State = LSTMState | torch.Tensor  # (h, c) for the LSTM, h for the GRU
@@ -316,31 +317,31 @@ class LSTMEncoder(nn.Module):
     def _forward_loop(
         self, x: torch.Tensor, lengths: torch.Tensor | None, states: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, State]:
+        """Our recurrences on the packed batch: padded steps are never computed."""
+        packing = Packing(lengths, x.size(0), x.size(1), x.device)
         h_n, c_n = [], []
-        layer_input = x  # (B, T, I), then (B, T, D*H)
+        layer_input = packing.pack(x)  # (N, I), then (N, D*H)
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                inp = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-                hs, cs = self._run_direction(k, inp, *(s[k] for s in states))  # (B, T, H) each
-                # Steps past a sequence's end ran on padding: take the state at its last step.
-                h_n.append(at_last_step(hs, lengths))
+                inp = layer_input if direction == 0 else packing.reverse(layer_input)
+                hs, cs = self._run_direction(k, inp, packing.batch_sizes,
+                                             *(packing.sort(s[k]) for s in states))  # (N, H)
+                h_n.append(packing.last(hs))
                 if cs is not None:
-                    c_n.append(at_last_step(cs, lengths))
-                outputs.append(hs if direction == 0 else reverse_padded(hs, lengths))
-            layer_input = torch.cat(outputs, dim=2)  # (B, T, D*H)
+                    c_n.append(packing.last(cs))
+                outputs.append(hs if direction == 0 else packing.reverse(hs))
+            layer_input = torch.cat(outputs, dim=1)  # (N, D*H)
             if layer < self.num_layers - 1 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
-        if lengths is not None:
-            mask = lengths_to_mask(lengths, x.size(1)).unsqueeze(2)  # (B, T, 1)
-            layer_input = torch.where(mask, layer_input, 0.0)  # (B, T, D*H)
-        return layer_input, self._final(h_n, c_n)
+        return packing.unpack(layer_input), self._final(h_n, c_n)  # (B, T, D*H)
 
     def _run_direction(
-        self, k: int, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None = None
+        self, k: int, x: torch.Tensor, batch_sizes: list[int], h0: torch.Tensor,
+        c0: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One direction of one layer over all T steps: x (B, T, F) -> hs, cs (B, T, H)."""
+        """One direction of one layer: packed x (N, F), sorted h0, c0 (B, H) -> hs, cs (N, H)."""
         w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in self._names[k])
         if self.weight_drop > 0:  # one DropConnect mask for all steps and sequences
             w_hh = F.dropout(w_hh, self.weight_drop, self.training)
@@ -352,11 +353,10 @@ class LSTMEncoder(nn.Module):
                     norms[part] = layer_norm(getattr(self, f"ln_{part}_weight_{sfx}"),
                                              getattr(self, f"ln_{part}_bias_{sfx}"))
         if self.cell == "gru":
-            return gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, norms.get("ih"),
+            return gru_sequence(x, h0, batch_sizes, w_ih, w_hh, b_ih, b_hh, norms.get("ih"),
                                 norms.get("hh")), None
         if self.layer_norm:
-            return layer_norm_lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih + b_hh, norms["ih"],
-                                            norms["hh"], norms["c"])
-        gates_x = F.linear(x.transpose(0, 1), w_ih, b_ih + b_hh)  # (T, B, 4H), all steps at once
-        hs, cs = lstm_sequence(gates_x, h0, c0, w_hh)  # (T, B, H) each
-        return hs.transpose(0, 1), cs.transpose(0, 1)  # (B, T, H) each
+            return layer_norm_lstm_sequence(x, h0, c0, batch_sizes, w_ih, w_hh, b_ih + b_hh,
+                                            norms["ih"], norms["hh"], norms["c"])
+        gates_x = F.linear(x, w_ih, b_ih + b_hh)  # (N, 4H), all steps in one matmul
+        return lstm_sequence(gates_x, h0, c0, w_hh, batch_sizes)  # (N, H) each

@@ -9,7 +9,7 @@
 the input half of the gates. Optional layer norms (Ba et al. 2016) act on ``W_ih x`` and ``W_hh h``
 before their biases.
 
-Legend: T time, B batch, H hidden.
+Legend: N packed rows (real tokens, see ``packing.py``), B batch, I input features, H hidden.
 """
 
 from __future__ import annotations
@@ -50,18 +50,18 @@ def gru_step(
 
 
 def gru_sequence(
-    x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-    b_ih: torch.Tensor, b_hh: torch.Tensor, norm_ih: Norm | None = None,
+    x: torch.Tensor, h0: torch.Tensor, batch_sizes: list[int], w_ih: torch.Tensor,
+    w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, norm_ih: Norm | None = None,
     norm_hh: Norm | None = None,
 ) -> torch.Tensor:
-    """Run the GRU over all steps of x (B, T, I) from h0 (B, H); returns (B, T, H)."""
-    gates_x = F.linear(x, w_ih)  # (B, T, 3H), all steps in one matmul
+    """Run the GRU over packed rows x (N, I) from h0 (B, H), sorted; returns hs (N, H)."""
+    gates_x = F.linear(x, w_ih)  # (N, 3H), all steps in one matmul
     if norm_ih is not None:
         gates_x = norm_ih(gates_x)
     gates_x = gates_x + b_ih
     h = h0.to(gates_x.dtype)
     outputs = []
-    for gx in gates_x.unbind(1):  # T x (B, 3H)
-        h = gru_step(gx, h, w_hh, b_hh, norm_hh)
+    for gx in gates_x.split(batch_sizes):  # T x (n, 3H), n sequences still running
+        h = gru_step(gx, h[: gx.size(0)], w_hh, b_hh, norm_hh)
         outputs.append(h)
-    return torch.stack(outputs, dim=1)  # (B, T, H)
+    return torch.cat(outputs)  # (N, H)
