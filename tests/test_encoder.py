@@ -235,6 +235,10 @@ def test_auto_picks():
     dropped = LSTMEncoder(3, 4, weight_drop=0.5)
     assert dropped._resolve_impl() == "loop"
     assert dropped.eval()._resolve_impl() == "fused"  # DropConnect is a no-op in eval
+    x, lengths = torch.randn(2, 3, 3), torch.tensor([3, 1])
+    assert LSTMEncoder(3, 4)._resolve_impl(x, None) == "fused"
+    assert LSTMEncoder(3, 4)._resolve_impl(x, lengths) == "loop"  # unequal lengths on CPU
+    assert LSTMEncoder(3, 4, cell="gru")._resolve_impl(x, lengths) == "fused"
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -43,12 +43,11 @@ class _LSTMSequence(torch.autograd.Function):
         acts = torch.empty_like(gates_x)  # (N, 4H): sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
         hs = gates_x.new_empty(N, H)
         cs = gates_x.new_empty(N, H)
-        tanh_cs = gates_x.new_empty(N, H)
+        tanh_c = gates_x.new_empty(batch_sizes[0], H)  # reused by every step
         w_t = w_hh.t()  # (H, 4H)
         h, c = h0, c0
-        for gx, a, h_t, c_t, tc_t in zip(gates_x.split(batch_sizes), acts.split(batch_sizes),
-                                         hs.split(batch_sizes), cs.split(batch_sizes),
-                                         tanh_cs.split(batch_sizes), strict=True):
+        for gx, a, h_t, c_t in zip(gates_x.split(batch_sizes), acts.split(batch_sizes),
+                                   hs.split(batch_sizes), cs.split(batch_sizes), strict=True):
             n = gx.size(0)  # sequences still running: a prefix of the previous step's rows
             torch.addmm(gx, h[:n], w_t, out=a)  # (n, 4H) pre-activations
             a[:, : 2 * H].sigmoid_()
@@ -56,11 +55,12 @@ class _LSTMSequence(torch.autograd.Function):
             a[:, 3 * H :].sigmoid_()
             i, f, g, o = a.chunk(4, dim=1)  # 4 x (n, H) views
             torch.mul(f, c[:n], out=c_t).addcmul_(i, g)
-            torch.tanh(c_t, out=tc_t)
+            tc_t = torch.tanh(c_t, out=tanh_c[:n])
             h = torch.mul(o, tc_t, out=h_t)  # (n, H)
             c = c_t
         ctx.batch_sizes = batch_sizes
-        ctx.save_for_backward(acts, cs, tanh_cs, hs, h0, c0, w_hh)
+        # tanh(c) is not kept: recomputing it in one op is cheaper than holding (N, H) more.
+        ctx.save_for_backward(acts, cs, hs, h0, c0, w_hh)
         return hs, cs
 
     @staticmethod
@@ -68,7 +68,7 @@ class _LSTMSequence(torch.autograd.Function):
     def backward(
         ctx: Any, grad_hs: torch.Tensor, grad_cs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, None]:
-        acts, cs, tanh_cs, hs, h0, c0, w_hh = ctx.saved_tensors
+        acts, cs, hs, h0, c0, w_hh = ctx.saved_tensors
         sizes = ctx.batch_sizes
         H = acts.size(1) // 4
         i, f, g, o = acts.chunk(4, dim=1)  # 4 x (N, H) views
@@ -77,8 +77,9 @@ class _LSTMSequence(torch.autograd.Function):
         #   dc_t  = dc_{t+1} f_{t+1} + grad_c_t + dh_t * A_t
         #   do_t  = dh_t * Bo_t
         #   [di, df, dg]_t = dc_t * K_t
+        tanh_cs = cs.tanh()  # (N, H)
         A = o * (1 - tanh_cs * tanh_cs)  # (N, H)
-        Bo = tanh_cs * o * (1 - o)  # (N, H)
+        Bo = tanh_cs.mul_(o * (1 - o))  # (N, H), in place: tanh_cs is not needed after this
         K = torch.stack(
             [g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=1
         )  # (N, 3, H)

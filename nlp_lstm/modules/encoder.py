@@ -4,18 +4,21 @@ Parameters carry the names and shapes of ``torch.nn.LSTM`` / ``torch.nn.GRU``
 (``weight_ih_l{k}[_reverse]`` and so on, gate order i, f, g, o; GRU r, z, n), so state dicts
 interchange in both directions. Implementations share them:
 
-- ``"loop"``: our recurrence, written out in PyTorch: one input matmul for all steps, then one
-  matmul and the gate math per step. The plain LSTM has a hand-written backward
-  (``autograd.py``); the variants (layer norm, weight drop, GRU) live here.
+- ``"loop"``: our recurrence, written out in PyTorch on the packed batch (``packing.py``): one
+  input matmul for all real tokens, then one matmul and the gate math per step on the sequences
+  still running. The plain LSTM has a hand-written backward (``autograd.py``); the variants
+  (layer norm, weight drop, GRU) live here.
 - ``"fused"``: PyTorch's fused kernels (``fused.py``) called with these same parameters. Unequal
   lengths are packed on GPU (cuDNN) and run padded, layer by layer, with saturated gates at the
   padded steps on CPU, where the packed kernel is slow.
-- ``"auto"``: ``"fused"`` whenever the configuration allows it, else ``"loop"``.
+- ``"auto"``: ``"fused"`` whenever the configuration allows it, else ``"loop"``; and ``"loop"``
+  for an LSTM batch of unequal lengths on CPU, where it is faster and leaner than the fused
+  kernel run either packed or padded.
 
 Padding semantics are those of ``nn.LSTM`` on a ``PackedSequence``: outputs are zero after each
 sequence's length, the final state of a sequence is the state at its last real token, and the
-reverse direction starts at that token. Both implementations run the padded steps after the end
-and take the final states at the last real step, so padded steps get exactly zero gradient.
+reverse direction starts at that token. Padded steps get exactly zero gradient: the loop never
+computes them, the padded fused path saturates their gates.
 
 Legend: B batch, T time, I input features, H hidden, L layers, D directions, G gates (4 LSTM,
 3 GRU).
@@ -90,7 +93,9 @@ class LSTMEncoder(nn.Module):
             (Merity et al. 2018, AWD-LSTM). Loop path only; a no-op in eval mode.
         init: ``"xavier"`` (Xavier-uniform input weights, orthogonal recurrent gate blocks, zero
             biases except an LSTM forget-gate total bias of 1.0) or ``"torch"`` (PyTorch's default).
-        impl: ``"loop"``, ``"fused"`` or ``"auto"`` (fused whenever the configuration allows).
+        impl: ``"loop"``, ``"fused"`` or ``"auto"``: fused whenever the configuration allows,
+            except an LSTM batch of unequal lengths on CPU, where the packed loop is faster and
+            leaner than either way of running the fused kernel.
     """
 
     def __init__(
@@ -186,10 +191,17 @@ class LSTMEncoder(nn.Module):
                         getattr(self, f"ln_{part}_weight_{sfx}").fill_(1.0)
                         getattr(self, f"ln_{part}_bias_{sfx}").zero_()
 
-    def _resolve_impl(self) -> str:
+    def _resolve_impl(
+        self, x: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+    ) -> str:
         if self.impl != "auto":
             return self.impl
         if self.layer_norm or (self.weight_drop > 0 and self.training):
+            return "loop"
+        if self.cell == "lstm" and lengths is not None and x is not None and x.device.type == "cpu":
+            # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
+            # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
+            # in time and memory (benchmarks/RESULTS.md).
             return "loop"
         return "fused"
 
@@ -265,7 +277,7 @@ class LSTMEncoder(nn.Module):
             states = (zeros, zeros) if self.cell == "lstm" else (zeros,)
         else:
             states = tuple(state) if self.cell == "lstm" else (state,)
-        if self._resolve_impl() == "loop":
+        if self._resolve_impl(x, lengths) == "loop":
             return self._forward_loop(x, lengths, states)
         dropout = self.dropout if self.training else 0.0
         hx = states if self.cell == "lstm" else states[0]
