@@ -28,6 +28,7 @@ class Packing:
                  device: torch.device) -> None:
         B, T = batch, steps
         self.batch, self.steps = B, T
+        self.full = lengths is None  # every sequence runs T steps: views instead of index ops
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=device)
         sorted_lengths, self.sorted_indices = torch.sort(lengths, descending=True, stable=True)
@@ -45,21 +46,31 @@ class Packing:
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (N, F)."""
+        if self.full:
+            return x.transpose(0, 1).reshape(self.steps * self.batch, -1)  # (T*B, F)
         return x.reshape(self.batch * self.steps, -1).index_select(0, self.pack_index)
 
     def unpack(self, data: torch.Tensor) -> torch.Tensor:
         """(N, F) -> (B, T, F), zero at padded steps."""
+        if self.full:
+            return data.view(self.steps, self.batch, -1).transpose(0, 1).contiguous()  # (B, T, F)
         flat = data.new_zeros(self.batch * self.steps, data.size(1))  # (B*T, F)
         return flat.index_copy(0, self.pack_index, data).view(self.batch, self.steps, -1)
 
     def reverse(self, data: torch.Tensor) -> torch.Tensor:
         """(N, F) -> (N, F), every sequence reversed within its length (an involution)."""
+        if self.full:
+            return data.view(self.steps, self.batch, -1).flip(0).view(-1, data.size(1))  # (N, F)
         return data.index_select(0, self.reverse_index)
 
     def last(self, data: torch.Tensor) -> torch.Tensor:
         """(N, F) -> (B, F), each sequence's row at its last real step, in batch order."""
+        if self.full:
+            return data[-self.batch :]  # (B, F)
         return data.index_select(0, self.last_index)
 
     def sort(self, state: torch.Tensor) -> torch.Tensor:
         """(B, F) in batch order -> (B, F) in sorted order, the order of the packed rows."""
+        if self.full:
+            return state
         return state.index_select(0, self.sorted_indices)
