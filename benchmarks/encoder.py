@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +115,8 @@ def peak_memory(step: Callable[[], None], device: torch.device) -> int:
     return max(totals) - start
 
 
-def bench_shape(shape: Shape, device: torch.device, runs: int, warmup: int) -> list[dict]:
+def build(shape: Shape, device: torch.device) -> tuple[dict[str, Callable[[], None]], str]:
+    """The steps of every candidate on one seeded batch, and the baseline's label."""
     torch.manual_seed(0)
     B, T = shape.batch, shape.steps
     if shape.min_length:
@@ -132,8 +135,19 @@ def bench_shape(shape: Shape, device: torch.device, runs: int, warmup: int) -> l
         if not kwargs.get("layer_norm"):
             enc.load_state_dict(baseline.state_dict())
         modules[label] = enc
-    steps = {label: make_step(m, x, lengths)
-             for label, m in modules.items()}
+    return {label: make_step(m, x, lengths) for label, m in modules.items()}, baseline_label
+
+
+def memory_of(name: str, label: str, device: str) -> int:
+    """Peak memory of one candidate, measured after a warm-up step (run in a fresh process:
+    the profiler's buffers would otherwise pile up in the timing process)."""
+    steps, _ = build(SHAPES[name], torch.device(device))
+    steps[label]()
+    return peak_memory(steps[label], torch.device(device))
+
+
+def bench_shape(name: str, device: torch.device, runs: int, warmup: int) -> list[dict]:
+    steps, baseline_label = build(SHAPES[name], device)
     times: dict[str, list[float]] = {label: [] for label in steps}
     for round_ in range(warmup + runs):
         for label, step in steps.items():  # interleaved: load drifts hit everyone alike
@@ -143,15 +157,19 @@ def bench_shape(shape: Shape, device: torch.device, runs: int, warmup: int) -> l
             sync(device)
             if round_ >= warmup:
                 times[label].append(time.perf_counter() - start)
+    del steps
+    memory = {}
+    context = multiprocessing.get_context("spawn")
+    for label in times:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            memory[label] = pool.submit(memory_of, name, label, str(device)).result()
     base = statistics.median(times[baseline_label])
-    base_memory = peak_memory(steps[baseline_label], device)
     rows = []
-    for label, step in steps.items():
+    for label in times:
         median = statistics.median(times[label])
-        memory = base_memory if label == baseline_label else peak_memory(step, device)
-        rows.append({"shape": shape.describe(), "impl": label, "ms": median * 1e3,
-                     "ratio": median / base, "memory_mb": memory / 2**20,
-                     "memory_ratio": memory / base_memory if base_memory else float("nan")})
+        rows.append({"shape": SHAPES[name].describe(), "impl": label, "ms": median * 1e3,
+                     "ratio": median / base, "memory_mb": memory[label] / 2**20,
+                     "memory_ratio": memory[label] / memory[baseline_label]})
     return rows
 
 
@@ -168,7 +186,7 @@ def main() -> None:
     print("| shape | impl | fwd+bwd ms | vs nn.LSTM | peak MB | memory vs nn.LSTM |")
     print("|---|---|---:|---:|---:|---:|")
     for name in args.shapes.split(","):
-        for row in bench_shape(SHAPES[name], device, args.runs, args.warmup):
+        for row in bench_shape(name, device, args.runs, args.warmup):
             print(f"| {row['shape']} | {row['impl']} | {row['ms']:.0f} | {row['ratio']:.2f}x "
                   f"| {row['memory_mb']:.0f} | {row['memory_ratio']:.2f}x |", flush=True)
 
