@@ -60,6 +60,7 @@ SHAPES = {
 }
 CANDIDATES = {  # label -> LSTMEncoder keyword arguments
     "auto": {"impl": "auto"},
+    "fused": {"impl": "fused"},
     "loop": {"impl": "loop"},
     "loop+layer_norm": {"impl": "loop", "layer_norm": True},
 }
