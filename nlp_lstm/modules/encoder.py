@@ -1,19 +1,27 @@
-"""Multi-layer, optionally bidirectional LSTM encoder over padded, variable-length batches.
+"""Multi-layer, optionally bidirectional LSTM (or GRU) encoder over padded, variable-length batches.
 
-Parameters carry the names and shapes of ``torch.nn.LSTM`` (``weight_ih_l{k}[_reverse]`` and so
-on, gate order i, f, g, o), so state dicts interchange in both directions. Two implementations
-share them:
+Parameters carry the names and shapes of ``torch.nn.LSTM`` / ``torch.nn.GRU``
+(``weight_ih_l{k}[_reverse]`` and so on, gate order i, f, g, o; GRU r, z, n), so state dicts
+interchange in both directions. Implementations share them:
 
-- ``"loop"``: our recurrence, written out in PyTorch (one input matmul for all steps, then one
-  matmul and the gate math per step). It is the reference.
-- ``"fused"``: PyTorch's fused kernel (cuDNN on GPU, oneDNN/native on CPU), called with these
-  same parameters on a packed batch.
+- ``"loop"``: our recurrence, written out in PyTorch on the packed batch (``packing.py``): one
+  input matmul for all real tokens, then one matmul and the gate math per step on the sequences
+  still running. The plain LSTM has a hand-written backward (``autograd.py``); the variants
+  (layer norm, weight drop, GRU) live here.
+- ``"fused"``: PyTorch's fused kernels (``fused.py``) called with these same parameters. Unequal
+  lengths are packed on GPU (cuDNN) and run padded, layer by layer, with saturated gates at the
+  padded steps on CPU, where the packed kernel is slow.
+- ``"auto"``: ``"fused"`` whenever the configuration allows it, else ``"loop"``; and ``"loop"``
+  for an LSTM batch of unequal lengths on CPU, where it is faster and leaner than the fused
+  kernel run either packed or padded.
 
 Padding semantics are those of ``nn.LSTM`` on a ``PackedSequence``: outputs are zero after each
 sequence's length, the final state of a sequence is the state at its last real token, and the
-reverse direction starts at that token.
+reverse direction starts at that token. Padded steps get exactly zero gradient: the loop never
+computes them, the padded fused path saturates their gates.
 
-Legend: B batch, T time, I input features, H hidden, L layers, D directions.
+Legend: B batch, T time, I input features, H hidden, L layers, D directions, G gates (4 LSTM,
+3 GRU).
 """
 
 from __future__ import annotations
@@ -23,14 +31,20 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from nlp_lstm.modules.cell import lstm_step
+from nlp_lstm.modules.autograd import lstm_sequence
+from nlp_lstm.modules.fused import fused_full, fused_packed, fused_padded_layer, pad_column
+from nlp_lstm.modules.gru import gru_sequence
+from nlp_lstm.modules.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
 from nlp_lstm.modules.masking import lengths_to_mask
+from nlp_lstm.modules.packing import Packing
 
-State = tuple[torch.Tensor, torch.Tensor]
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+State = LSTMState | torch.Tensor  # (h, c) for the LSTM, h for the GRU
 IMPLS = ("auto", "fused", "loop")
 INITS = ("xavier", "torch")
+CELLS = ("lstm", "gru")
+GATES = {"lstm": 4, "gru": 3}
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -51,8 +65,20 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return x.gather(1, index.unsqueeze(2).expand_as(x))  # (B, T, F)
 
 
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def at_last_step(seq: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """seq (B, T, F) -> (B, F), each sequence's entry at its last real step."""
+    if lengths is None:
+        return seq[:, -1]
+    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, seq.size(2))  # (B, 1, F)
+    return seq.gather(1, index).squeeze(1)  # (B, F)
+
+
 class LSTMEncoder(nn.Module):
-    """LSTM encoder, batch-first, exact against ``torch.nn.LSTM``.
+    """LSTM (or GRU) encoder, batch-first, exact against ``torch.nn.LSTM`` / ``torch.nn.GRU``.
 
     Args:
         input_size: I.
@@ -60,9 +86,16 @@ class LSTMEncoder(nn.Module):
         num_layers: L.
         bidirectional: D = 2 if True else 1.
         dropout: dropout on the outputs of every layer but the last, in training only.
+        cell: ``"lstm"`` or ``"gru"``.
+        layer_norm: layer norm on the gate pre-activations (input and recurrent halves
+            separately) and, for the LSTM, on the cell (Ba et al. 2016). Loop path only.
+        weight_drop: DropConnect probability on the recurrent weights, one mask per forward
+            (Merity et al. 2018, AWD-LSTM). Loop path only; a no-op in eval mode.
         init: ``"xavier"`` (Xavier-uniform input weights, orthogonal recurrent gate blocks, zero
-            biases except a forget-gate total bias of 1.0) or ``"torch"`` (PyTorch's default).
-        impl: ``"loop"``, ``"fused"`` or ``"auto"`` (fused whenever the configuration allows).
+            biases except an LSTM forget-gate total bias of 1.0) or ``"torch"`` (PyTorch's default).
+        impl: ``"loop"``, ``"fused"`` or ``"auto"``: fused whenever the configuration allows,
+            except an LSTM batch of unequal lengths on CPU, where the packed loop is faster and
+            leaner than either way of running the fused kernel.
     """
 
     def __init__(
@@ -73,6 +106,9 @@ class LSTMEncoder(nn.Module):
         *,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        cell: str = "lstm",
+        layer_norm: bool = False,
+        weight_drop: float = 0.0,
         init: str = "xavier",
         impl: str = "auto",
     ) -> None:
@@ -81,32 +117,51 @@ class LSTMEncoder(nn.Module):
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        for name, value in (("dropout", dropout), ("weight_drop", weight_drop)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        if impl == "fused" and (layer_norm or weight_drop > 0):
+            raise ValueError(
+                f"layer_norm={layer_norm!r} and weight_drop={weight_drop!r} need impl='loop' or "
+                "'auto', got impl='fused' (the fused kernels have no variants)"
+            )
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
         self.dropout = float(dropout)
+        self.cell = cell
+        self.layer_norm = bool(layer_norm)
+        self.weight_drop = float(weight_drop)
         self.impl = impl
         self.init = init
 
+        G, H = GATES[cell], hidden_size
         self._names: list[tuple[str, str, str, str]] = []  # per (layer, direction), nn.LSTM order
+        self._suffixes: list[str] = []
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
             for direction in range(self.num_directions):
                 sfx = f"l{layer}" + ("_reverse" if direction == 1 else "")
                 names = (f"weight_ih_{sfx}", f"weight_hh_{sfx}", f"bias_ih_{sfx}", f"bias_hh_{sfx}")
-                shapes = ((4 * hidden_size, layer_input), (4 * hidden_size, hidden_size),
-                          (4 * hidden_size,), (4 * hidden_size,))
+                shapes = ((G * H, layer_input), (G * H, H), (G * H,), (G * H,))
                 for name, shape in zip(names, shapes, strict=True):
                     self.register_parameter(name, nn.Parameter(torch.empty(shape)))
                 self._names.append(names)
+                self._suffixes.append(sfx)
+                if self.layer_norm:
+                    sizes = {"ih": G * H, "hh": G * H} | ({"c": H} if cell == "lstm" else {})
+                    for part, size in sizes.items():
+                        for kind in ("weight", "bias"):
+                            self.register_parameter(f"ln_{part}_{kind}_{sfx}",
+                                                    nn.Parameter(torch.empty(size)))
         self.reset_parameters()
 
     @property
@@ -117,28 +172,44 @@ class LSTMEncoder(nn.Module):
     def reset_parameters(self) -> None:
         H = self.hidden_size
         with torch.no_grad():
-            for w_ih_name, w_hh_name, b_ih_name, b_hh_name in self._names:
-                w_ih, w_hh = getattr(self, w_ih_name), getattr(self, w_hh_name)
-                b_ih, b_hh = getattr(self, b_ih_name), getattr(self, b_hh_name)
+            for names, sfx in zip(self._names, self._suffixes, strict=True):
+                w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in names)
                 if self.init == "torch":
                     bound = H**-0.5
                     for p in (w_ih, w_hh, b_ih, b_hh):
                         p.uniform_(-bound, bound)
-                    continue
-                nn.init.xavier_uniform_(w_ih)
-                for block in w_hh.split(H, dim=0):  # 4 x (H, H), one per gate
-                    nn.init.orthogonal_(block)
-                b_ih.zero_()
-                b_hh.zero_()
-                b_ih[H : 2 * H] = 1.0  # forget gate: remember by default (Jozefowicz et al. 2015)
+                else:
+                    nn.init.xavier_uniform_(w_ih)
+                    for block in w_hh.split(H, dim=0):  # G x (H, H), one per gate
+                        nn.init.orthogonal_(block)
+                    b_ih.zero_()
+                    b_hh.zero_()
+                    if self.cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
+                        b_ih[H : 2 * H] = 1.0
+                if self.layer_norm:
+                    for part in ("ih", "hh", "c") if self.cell == "lstm" else ("ih", "hh"):
+                        getattr(self, f"ln_{part}_weight_{sfx}").fill_(1.0)
+                        getattr(self, f"ln_{part}_bias_{sfx}").zero_()
 
-    def _resolve_impl(self) -> str:
-        return "fused" if self.impl == "auto" else self.impl
+    def _resolve_impl(
+        self, x: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+    ) -> str:
+        if self.impl != "auto":
+            return self.impl
+        if self.layer_norm or (self.weight_drop > 0 and self.training):
+            return "loop"
+        if self.cell == "lstm" and lengths is not None and x is not None and x.device.type == "cpu":
+            # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
+            # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
+            # in time and memory (benchmarks/RESULTS.md).
+            return "loop"
+        return "fused"
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(
         self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None, state: State | None
     ) -> torch.Tensor | None:
+        """Validate; returns lengths as int64 on x's device, or None when all are T."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be a 3-D tensor (B, T, {self.input_size}), got {shape}")
@@ -149,9 +220,17 @@ class LSTMEncoder(nn.Module):
             raise ValueError(f"x needs at least one sequence and one step, got {tuple(x.shape)}")
         if state is not None:
             expected = (self.num_layers * self.num_directions, B, self.hidden_size)
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError("state must be a tuple (h_0, c_0)")
-            for name, s in zip(("h_0", "c_0"), state, strict=True):
+            if self.cell == "lstm":
+                if not isinstance(state, (tuple, list)) or len(state) != 2:
+                    raise ValueError(f"state must be a tuple (h_0, c_0) for cell='lstm', got "
+                                     f"{type(state).__name__}")
+                named = zip(("h_0", "c_0"), state, strict=True)
+            else:
+                if not isinstance(state, torch.Tensor):
+                    raise ValueError(f"state must be a tensor h_0 for cell='gru', got "
+                                     f"{type(state).__name__}")
+                named = [("h_0", state)]
+            for name, s in named:
                 if tuple(s.shape) != expected:
                     raise ValueError(f"{name} has shape {tuple(s.shape)}, expected {expected}")
         if lengths is None:
@@ -161,12 +240,14 @@ class LSTMEncoder(nn.Module):
             raise ValueError(
                 f"lengths must be 1-D of size B={B}, got shape {tuple(lengths.shape)}"
             )
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        if not _is_integer(lengths.dtype):
             raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 1 or hi > T:
             raise ValueError(f"lengths must lie in [1, T={T}], got min {lo} and max {hi}")
-        return lengths.to(torch.int64)
+        if lo == T:  # all full: no padding to handle
+            return None
+        return lengths.to(device=x.device, dtype=torch.int64)
 
     # ----------------------------------------------------------------- forward
     def forward(
@@ -180,91 +261,112 @@ class LSTMEncoder(nn.Module):
         Args:
             x: (B, T, I).
             lengths: (B,) integers in [1, T], any order, on any device; None means all T.
-            state: optional initial (h_0, c_0), each (L*D, B, H).
+            state: optional initial state: (h_0, c_0) for the LSTM, h_0 for the GRU, each
+                (L*D, B, H).
 
         Returns:
-            output (B, T, D*H), zero after each sequence's length, and (h_n, c_n), each
-            (L*D, B, H), taken at each sequence's last real token.
+            output (B, T, D*H), zero after each sequence's length, and the final state, (h_n, c_n)
+            for the LSTM, h_n for the GRU, each (L*D, B, H), taken at each sequence's last real
+            token.
         """
         lengths = self._check_inputs(x, lengths, state)
         if state is None:
             zeros = x.new_zeros(self.num_layers * self.num_directions, x.size(0), self.hidden_size)
-            state = (zeros, zeros)
-        if self._resolve_impl() == "fused":
-            return self._forward_fused(x, lengths, state)
-        return self._forward_loop(x, lengths, state)
+            states = (zeros, zeros) if self.cell == "lstm" else (zeros,)
+        else:
+            states = tuple(state) if self.cell == "lstm" else (state,)
+        if self._resolve_impl(x, lengths) == "loop":
+            return self._forward_loop(x, lengths, states)
+        dropout = self.dropout if self.training else 0.0
+        hx = states if self.cell == "lstm" else states[0]
+        args = (self._flat_weights(), self.num_layers, dropout, self.training, self.bidirectional)
+        if lengths is None:
+            return fused_full(self.cell, x, hx, *args)
+        if x.device.type != "cpu":
+            return fused_packed(self.cell, x, lengths, hx, *args)
+        return self._forward_padded(x, lengths, states)
 
     def _flat_weights(self) -> list[torch.Tensor]:
         return [getattr(self, name) for names in self._names for name in names]
 
-    def _forward_fused(
-        self, x: torch.Tensor, lengths: torch.Tensor | None, state: State
+    def _final(self, h_n: list[torch.Tensor], c_n: list[torch.Tensor]) -> State:
+        if self.cell == "lstm":
+            return torch.stack(h_n), torch.stack(c_n)  # (L*D, B, H) each
+        return torch.stack(h_n)  # (L*D, B, H)
+
+    def _forward_padded(
+        self, x: torch.Tensor, lengths: torch.Tensor, states: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, State]:
-        dropout = self.dropout if self.training else 0.0
-        args = (self._flat_weights(), True, self.num_layers, dropout, self.training,
-                self.bidirectional)
-        if lengths is None or bool((lengths == x.size(1)).all()):
-            output, h_n, c_n = torch._VF.lstm(x, state, *args, True)  # batch_first=True
-            return output, (h_n, c_n)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h_0 = state[0].index_select(1, packed.sorted_indices)  # (L*D, B, H), sorted by length
-        c_0 = state[1].index_select(1, packed.sorted_indices)
-        data, h_n, c_n = torch._VF.lstm(packed.data, packed.batch_sizes, (h_0, c_0), *args)
-        output, _ = pad_packed_sequence(
-            PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                           packed.unsorted_indices),
-            batch_first=True, total_length=x.size(1),
-        )  # (B, T, D*H)
-        h_n = h_n.index_select(1, packed.unsorted_indices)  # (L*D, B, H), batch order
-        c_n = c_n.index_select(1, packed.unsorted_indices)
-        return output, (h_n, c_n)
+        """Fused kernels on the padded batch, one call per layer and direction (see fused.py)."""
+        mask = lengths_to_mask(lengths, x.size(1)).unsqueeze(2)  # (B, T, 1)
+        pad = (~mask).to(x.dtype)  # (B, T, 1), the padding feature
+        column = pad_column(self.cell, self.hidden_size, x)  # (G*H, 1)
+        h_n, c_n = [], []
+        layer_input = x  # (B, T, I), then (B, T, D*H)
+        for layer in range(self.num_layers):
+            x_aug = torch.cat([layer_input, pad.to(layer_input.dtype)], dim=2)  # (B, T, F + 1)
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                weights = [getattr(self, n) for n in self._names[k]]
+                inp = x_aug if direction == 0 else reverse_padded(x_aug, lengths)
+                hx = tuple(s[k : k + 1] for s in states)  # (1, B, H) each
+                out, c_last = fused_padded_layer(self.cell, inp, weights,
+                                                 hx if self.cell == "lstm" else hx[0], column,
+                                                 self.training)  # (B, T, H), (B, H)
+                h_n.append(at_last_step(out, lengths))
+                c_n.append(c_last)
+                outputs.append(out if direction == 0 else reverse_padded(out, lengths))
+            layer_input = torch.cat(outputs, dim=2)  # (B, T, D*H)
+            if layer < self.num_layers - 1 and self.dropout > 0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+        # Padded steps hold garbage up to here; the next layer ignored it (saturated gates).
+        output = torch.where(mask, layer_input, 0.0)  # (B, T, D*H)
+        return output, self._final(h_n, c_n)
 
     def _forward_loop(
-        self, x: torch.Tensor, lengths: torch.Tensor | None, state: State
+        self, x: torch.Tensor, lengths: torch.Tensor | None, states: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, State]:
-        T = x.size(1)
-        if lengths is not None:
-            lengths = lengths.to(x.device)
-        mask = None if lengths is None else lengths_to_mask(lengths, T)  # (B, T)
+        """Our recurrences on the packed batch: padded steps are never computed."""
+        packing = Packing(lengths, x.size(0), x.size(1), x.device)
         h_n, c_n = [], []
-        layer_input = x  # (B, T, I) for the first layer, (B, T, D*H) after
+        layer_input = packing.pack(x)  # (N, I), then (N, D*H)
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in self._names[k])
-                inp = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-                gates_x = F.linear(inp, w_ih, b_ih + b_hh)  # (B, T, 4H), all steps at once
-                out, (h, c) = self._recur(gates_x, mask, state[0][k], state[1][k], w_hh)
-                if direction == 1:
-                    out = reverse_padded(out, lengths)
-                outputs.append(out)
-                h_n.append(h)
-                c_n.append(c)
-            layer_input = torch.cat(outputs, dim=2)  # (B, T, D*H)
+                inp = layer_input if direction == 0 else packing.reverse(layer_input)
+                hs, cs = self._run_direction(k, inp, packing.batch_sizes,
+                                             *(packing.sort(s[k]) for s in states))  # (N, H)
+                h_n.append(packing.last(hs))
+                if cs is not None:
+                    c_n.append(packing.last(cs))
+                outputs.append(hs if direction == 0 else packing.reverse(hs))
+            layer_input = torch.cat(outputs, dim=1)  # (N, D*H)
             if layer < self.num_layers - 1 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
-        return layer_input, (torch.stack(h_n), torch.stack(c_n))  # (L*D, B, H) each
+        return packing.unpack(layer_input), self._final(h_n, c_n)  # (B, T, D*H)
 
-    @staticmethod
-    def _recur(
-        gates_x: torch.Tensor,
-        mask: torch.Tensor | None,
-        h: torch.Tensor,
-        c: torch.Tensor,
-        w_hh: torch.Tensor,
-    ) -> tuple[torch.Tensor, State]:
-        """Run one direction of one layer: gates_x (B, T, 4H), mask (B, T) -> (B, T, H), (h, c)."""
-        outputs = []
-        steps = gates_x.unbind(1)  # T x (B, 4H)
-        masks = mask.unsqueeze(2).unbind(1) if mask is not None else [None] * len(steps)
-        for gx, m in zip(steps, masks, strict=True):
-            h_new, c_new = lstm_step(gx, h, c, w_hh)
-            if m is None:
-                h, c = h_new, c_new
-                outputs.append(h_new)
-            else:  # past a sequence's end its state stays put and its output is zero
-                h = torch.where(m, h_new, h)
-                c = torch.where(m, c_new, c)
-                outputs.append(h_new * m)
-        return torch.stack(outputs, dim=1), (h, c)  # (B, T, H)
+    def _run_direction(
+        self, k: int, x: torch.Tensor, batch_sizes: list[int], h0: torch.Tensor,
+        c0: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One direction of one layer: packed x (N, F), sorted h0, c0 (B, H) -> hs, cs (N, H)."""
+        w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in self._names[k])
+        if self.weight_drop > 0:  # one DropConnect mask for all steps and sequences
+            w_hh = F.dropout(w_hh, self.weight_drop, self.training)
+        norms = {}
+        if self.layer_norm:
+            sfx = self._suffixes[k]
+            for part in ("ih", "hh", "c"):
+                if hasattr(self, f"ln_{part}_weight_{sfx}"):
+                    norms[part] = layer_norm(getattr(self, f"ln_{part}_weight_{sfx}"),
+                                             getattr(self, f"ln_{part}_bias_{sfx}"))
+        if self.cell == "gru":
+            return gru_sequence(x, h0, batch_sizes, w_ih, w_hh, b_ih, b_hh, norms.get("ih"),
+                                norms.get("hh")), None
+        if self.layer_norm:
+            return layer_norm_lstm_sequence(x, h0, c0, batch_sizes, w_ih, w_hh, b_ih + b_hh,
+                                            norms["ih"], norms["hh"], norms["c"])
+        gates_x = F.linear(x, w_ih, b_ih + b_hh)  # (N, 4H), all steps in one matmul
+        return lstm_sequence(gates_x, h0, c0, w_hh, batch_sizes)  # (N, H) each

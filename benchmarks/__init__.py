@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory claims live here, never in the tests."""
