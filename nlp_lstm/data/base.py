@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nlp_lstm.data.batching import LengthGuard
+from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.sampler import BucketBatchSampler
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
 
@@ -30,6 +31,13 @@ ON_ERROR = ("raise", "skip")
 def default_data_root() -> Path:
     """``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``."""
     return Path(os.environ.get("NLP_LSTM_DATA") or Path.home() / ".cache" / "nlp_lstm")
+
+
+def user_file(path: Path, split: str) -> Path:
+    """``path`` if it is a file, else a DataError naming it and the config key to set."""
+    if not path.is_file():
+        raise DataError(f"{split} file not found: {path} (set data.source.{split})")
+    return path
 
 
 def file_fingerprint(*paths: Path) -> str:

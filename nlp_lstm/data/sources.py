@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nlp_lstm.data.base import file_fingerprint
+from nlp_lstm.data.base import file_fingerprint, user_file
 from nlp_lstm.data.download import fetch
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.readers import read_labeled_tsv, read_sst2
@@ -87,10 +87,7 @@ class LabeledTSV:
         return self._labels
 
     def _existing(self, split: str) -> Path:
-        path = self.paths[split]
-        if not path.is_file():
-            raise DataError(f"{split} file not found: {path} (set data.source.{split})")
-        return path
+        return user_file(self.paths[split], split)
 
     def prepare(self, root: Path) -> None:
         for split in self.splits:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.data.base import file_fingerprint
+from nlp_lstm.data.base import file_fingerprint, user_file
 from nlp_lstm.data.download import fetch
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.readers import read_text, split_tinyshakespeare
@@ -90,10 +90,7 @@ class TextFiles:
         self.splits = ("train", "val", *(("test",) if test else ()))
 
     def _existing(self, split: str) -> Path:
-        path = self.paths[split]
-        if not path.is_file():
-            raise DataError(f"{split} file not found: {path} (set data.source.{split})")
-        return path
+        return user_file(self.paths[split], split)
 
     def prepare(self, root: Path) -> None:
         for split in self.paths:

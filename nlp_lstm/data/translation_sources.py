@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.data.base import file_fingerprint
+from nlp_lstm.data.base import file_fingerprint, user_file
 from nlp_lstm.data.download import SOURCES, Source, fetch, multi30k_url
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.readers import MULTI30K_LANGS, multi30k_paths, read_parallel
@@ -126,10 +126,8 @@ class ParallelFiles:
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
 
     def _existing(self, split: str) -> tuple[Path, Path]:
-        for path in self.paths[split]:
-            if not path.is_file():
-                raise DataError(f"{split} file not found: {path} (set data.source.{split})")
-        return self.paths[split]
+        source, target = self.paths[split]
+        return user_file(source, split), user_file(target, split)
 
     def prepare(self, root: Path) -> None:
         for split in self.splits:
