@@ -12,6 +12,7 @@ import torch
 from conftest import TINY, compose_train
 from hydra.utils import instantiate
 
+from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import CONFIG_DIR
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
@@ -132,3 +133,20 @@ def test_checkpoint_is_weights_only_and_self_contained(checkpoint: Path):
     results, truncated = model.predict_texts(["The plot was not good.", "great " * 500])
     assert truncated == 1  # the guard cut the long input and nothing crashed
     assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5) for r in results)
+
+
+@pytest.mark.parametrize("variant", [{"cell": "gru"}, {"layer_norm": True},
+                                     {"weight_drop": 0.3}, {"impl": "loop", "pooling": "last"}])
+def test_encoder_variants_from_the_model_config(variant, tmp_path):
+    """cell, layer_norm, weight_drop and impl reach the encoder from YAML, and each trains."""
+    overrides = [f"model.{k}={str(v).lower() if isinstance(v, bool) else v}"
+                 for k, v in variant.items()]
+    cfg = compose_train(tmp_path, [*TINY, *overrides, "debug=limit", "test=false"])
+    from nlp_lstm.train import train
+
+    assert train(cfg) is not None
+    model = load_model(tmp_path / "checkpoints" / "best.ckpt", task="sentiment")
+    assert all(model.hparams[key] == value for key, value in variant.items())
+    assert model.encoder.cell == variant.get("cell", "lstm")
+    assert model.encoder.layer_norm == variant.get("layer_norm", False)
+    assert model.encoder.weight_drop == variant.get("weight_drop", 0.0)

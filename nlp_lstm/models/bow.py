@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nlp_lstm.models.classifier import OptimizerFactory, SchedulerFactory, TextClassifier
-from nlp_lstm.modules import lengths_to_mask
+from nlp_lstm.modules import Pooling, lengths_to_mask
 
 
 class BagOfWordsClassifier(TextClassifier):
@@ -34,6 +34,7 @@ class BagOfWordsClassifier(TextClassifier):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.embedding = nn.Embedding(self.tokenizer.vocab_size, embedding_dim,
                                       padding_idx=self.tokenizer.pad_id)
+        self.pooling = Pooling("mean", embedding_dim)
         self.mlp = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(embedding_dim, hidden_size), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(hidden_size, len(self.labels)),
@@ -41,7 +42,6 @@ class BagOfWordsClassifier(TextClassifier):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """tokens (B, T), lengths (B,) -> logits (B, C)."""
-        mask = lengths_to_mask(lengths.to(tokens.device), tokens.size(1)).unsqueeze(2)  # (B, T, 1)
-        embedded = self.embedding(tokens) * mask  # (B, T, E)
-        mean = embedded.sum(1) / mask.sum(1).clamp(min=1)  # (B, E)
+        mask = lengths_to_mask(lengths.to(tokens.device), tokens.size(1))  # (B, T)
+        mean = self.pooling(self.embedding(tokens), mask)  # (B, E)
         return self.mlp(mean)  # (B, C)

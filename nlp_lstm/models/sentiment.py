@@ -23,7 +23,8 @@ class SentimentClassifier(TextClassifier):
         bidirectional: D = 2 if True.
         dropout: on embeddings, between LSTM layers and before the head.
         pooling: ``last``, ``mean``, ``max`` or ``attention``.
-        impl, init: passed to ``LSTMEncoder``.
+        cell, layer_norm, weight_drop, impl, init: passed to ``LSTMEncoder`` (``cell="gru"``
+            for the LSTM-vs-GRU comparison).
     """
 
     def __init__(
@@ -36,6 +37,9 @@ class SentimentClassifier(TextClassifier):
         bidirectional: bool = True,
         dropout: float = 0.3,
         pooling: str = "max",
+        cell: str = "lstm",
+        layer_norm: bool = False,
+        weight_drop: float = 0.0,
         impl: str = "auto",
         init: str = "xavier",
         max_length: int = 256,
@@ -48,7 +52,8 @@ class SentimentClassifier(TextClassifier):
         self.embedding = nn.Embedding(self.tokenizer.vocab_size, embedding_dim,
                                       padding_idx=self.tokenizer.pad_id)
         self.encoder = LSTMEncoder(embedding_dim, hidden_size, num_layers,
-                                   bidirectional=bidirectional, dropout=dropout, init=init,
+                                   bidirectional=bidirectional, dropout=dropout, cell=cell,
+                                   layer_norm=layer_norm, weight_drop=weight_drop, init=init,
                                    impl=impl)
         self.pooling = Pooling(pooling, self.encoder.output_size)
         self.dropout = nn.Dropout(dropout)
@@ -57,7 +62,8 @@ class SentimentClassifier(TextClassifier):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """tokens (B, T), lengths (B,) -> logits (B, C)."""
         embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
-        outputs, (h_n, _) = self.encoder(embedded, lengths)  # (B, T, D*H), (L*D, B, H)
+        outputs, state = self.encoder(embedded, lengths)  # (B, T, D*H), state
+        h_n = state[0] if self.encoder.cell == "lstm" else state  # (L*D, B, H)
         D = self.encoder.num_directions
         last = h_n[-D:].transpose(0, 1).reshape(len(tokens), -1)  # (B, D*H), last layer
         pooled = self.pooling(outputs, lengths_to_mask(lengths.to(tokens.device), tokens.size(1)),
