@@ -24,6 +24,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlp_lstm.data.corpora.splits import SPLITS, take_split
+
 LABELS = ("negative", "positive")
 
 SUBJECTS = (
@@ -131,13 +133,14 @@ class SyntheticSentiment:
     """
 
     labels: tuple[str, ...] = LABELS
-    splits: tuple[str, ...] = ("train", "val", "test")
+    splits: tuple[str, ...] = SPLITS
 
     def __init__(self, num_examples: int = 10_000, seed: int = 0) -> None:
         if num_examples < 10:
             raise ValueError(f"num_examples must be at least 10, got {num_examples}")
         self.num_examples = num_examples
         self.seed = seed
+        self._examples: list[Example] | None = None
 
     def prepare(self, root: Path) -> None:
         """Nothing to fetch: the corpus is generated."""
@@ -148,12 +151,7 @@ class SyntheticSentiment:
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[tuple[str, int]], int]:
         """The (text, label index) pairs of one split, and 0 skipped."""
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r} for the synthetic corpus; "
-                             f"expected one of {self.splits}")
-        examples = generate_sentiment(self.num_examples, self.seed)
-        n_train, n_val = int(0.8 * len(examples)), int(0.1 * len(examples))
-        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
-                  "test": (n_train + n_val, len(examples))}
-        lo, hi = bounds[split]
-        return [(e.text, e.label) for e in examples[lo:hi]], 0
+        if self._examples is None:  # generated once, then split
+            self._examples = generate_sentiment(self.num_examples, self.seed)
+        part = take_split(self._examples, split, "synthetic sentiment corpus")
+        return [(e.text, e.label) for e in part], 0

@@ -32,6 +32,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlp_lstm.data.corpora.splits import SPLITS, take_split
+
 # Distinct initials: the first character of the closing name is determined by the opening.
 NAMES = (
     "Ada", "Bram", "Cleo", "Dov", "Edda", "Finn", "Greta", "Hugo", "Ines", "Jonas", "Kira",
@@ -119,7 +121,7 @@ class SyntheticText:
         seed: the generator's seed; the same seed gives the same corpus on every machine.
     """
 
-    splits: tuple[str, ...] = ("train", "val", "test")
+    splits: tuple[str, ...] = SPLITS
     separator: str = "\n\n"
 
     def __init__(self, num_documents: int = 1500, seed: int = 0) -> None:
@@ -127,6 +129,7 @@ class SyntheticText:
             raise ValueError(f"num_documents must be at least 10, got {num_documents}")
         self.num_documents = num_documents
         self.seed = seed
+        self._stories: list[Story] | None = None
 
     def prepare(self, root: Path) -> None:
         """Nothing to fetch: the corpus is generated."""
@@ -136,15 +139,9 @@ class SyntheticText:
 
     def stories(self, split: str) -> list[Story]:
         """The stories of one split, with their facts."""
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r} for the synthetic text corpus; "
-                             f"expected one of {self.splits}")
-        stories = generate_stories(self.num_documents, self.seed)
-        n_train, n_val = int(0.8 * len(stories)), int(0.1 * len(stories))
-        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
-                  "test": (n_train + n_val, len(stories))}
-        lo, hi = bounds[split]
-        return stories[lo:hi]
+        if self._stories is None:  # generated once, then split
+            self._stories = generate_stories(self.num_documents, self.seed)
+        return take_split(self._stories, split, "synthetic text corpus")
 
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[str], int]:

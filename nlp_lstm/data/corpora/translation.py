@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlp_lstm.data.corpora.splits import SPLITS, take_split
+
 # ------------------------------------------------------------------------------- lexicon
 # Nouns: (English singular, English plural, German singular, German plural, gender).
 ANIMATES = (
@@ -365,7 +367,7 @@ class SyntheticTranslation:
         seed: the generator's seed; the same seed gives the same corpus on every machine.
     """
 
-    splits: tuple[str, ...] = ("train", "val", "test")
+    splits: tuple[str, ...] = SPLITS
     src_lang: str = "en"
     tgt_lang: str = "de-synthetic"
 
@@ -385,14 +387,7 @@ class SyntheticTranslation:
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[tuple[str, str]], int]:
         """The (source, target) pairs of one split, and 0 skipped."""
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r} for the synthetic corpus; "
-                             f"expected one of {self.splits}")
         if self._pairs is None:  # generated once, then split
             self._pairs = generate_translation(self.num_examples, self.seed)
-        pairs = self._pairs
-        n_train, n_val = int(0.8 * len(pairs)), int(0.1 * len(pairs))
-        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
-                  "test": (n_train + n_val, len(pairs))}
-        lo, hi = bounds[split]
-        return [(p.source, p.target) for p in pairs[lo:hi]], 0
+        part = take_split(self._pairs, split, "synthetic translation corpus")
+        return [(p.source, p.target) for p in part], 0
