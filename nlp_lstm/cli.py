@@ -23,9 +23,9 @@ def debug() -> bool:
     return bool(os.environ.get("NLP_LSTM_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"))
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = BAD_INPUT_EXIT) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(BAD_INPUT_EXIT)
+    raise SystemExit(code)
 
 
 @contextlib.contextmanager
@@ -44,8 +44,7 @@ def bad_input_exits() -> Iterator[None]:
     except DivergenceError as e:
         if debug():
             raise
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(str(e), code=1)
 
 
 def compose_config(

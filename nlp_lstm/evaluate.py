@@ -50,8 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output = Path(cfg.output or f"outputs/eval/{Path(cfg.ckpt_path).stem}-{cfg.split}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(metrics, indent=2) + "\n")
-    metrics_file = str(output)
-    _print(metrics, model.labels, metrics_file)
+    _print(metrics, model.labels, str(output))
     return metrics
 
 
