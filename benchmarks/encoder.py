@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nlp_lstm.modules import LSTMEncoder
+from nlp_lstm.nn import LSTMEncoder
 
 
 @dataclass

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nlp_lstm.modules import LSTMEncoder, lstm_sequence
-from nlp_lstm.modules.fused import fused_packed
+from nlp_lstm.nn import LSTMEncoder, lstm_sequence
+from nlp_lstm.nn.fused import fused_packed
 
 IMPLS = ("loop", "fused", "auto")
 TORCH_RNN = {"lstm": nn.LSTM, "gru": nn.GRU}

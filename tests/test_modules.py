@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nlp_lstm.modules import LSTMCell, LSTMEncoder, Pooling, lengths_to_mask, reverse_padded
+from nlp_lstm.nn import LSTMCell, LSTMEncoder, Pooling, lengths_to_mask, reverse_padded
 
 IMPLS = ("loop", "fused", "auto")
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nlp_lstm.models.classifier import OptimizerFactory, SchedulerFactory, TextClassifier
-from nlp_lstm.modules import LSTMEncoder, Pooling, lengths_to_mask
+from nlp_lstm.nn import LSTMEncoder, Pooling, lengths_to_mask
 
 
 class SentimentClassifier(TextClassifier):

@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlp_lstm.modules.autograd import lstm_sequence
-from nlp_lstm.modules.fused import fused_full, fused_packed, fused_padded_layer, pad_column
-from nlp_lstm.modules.gru import gru_sequence
-from nlp_lstm.modules.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
-from nlp_lstm.modules.masking import lengths_to_mask
-from nlp_lstm.modules.packing import Packing
+from nlp_lstm.nn.autograd import lstm_sequence
+from nlp_lstm.nn.fused import fused_full, fused_packed, fused_padded_layer, pad_column
+from nlp_lstm.nn.gru import gru_sequence
+from nlp_lstm.nn.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
+from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.nn.packing import Packing
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 State = LSTMState | torch.Tensor  # (h, c) for the LSTM, h for the GRU

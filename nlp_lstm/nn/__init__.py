@@ -1,0 +1,19 @@
+"""Networks: torch only, no Lightning, no Hydra (encoder, its recurrences, cell, pooling, masking)."""
+
+from nlp_lstm.nn.autograd import lstm_sequence
+from nlp_lstm.nn.cell import LSTMCell, lstm_step
+from nlp_lstm.nn.encoder import LSTMEncoder, reverse_padded
+from nlp_lstm.nn.gru import gru_step
+from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.nn.pooling import Pooling
+
+__all__ = [
+    "LSTMCell",
+    "LSTMEncoder",
+    "Pooling",
+    "gru_step",
+    "lengths_to_mask",
+    "lstm_sequence",
+    "lstm_step",
+    "reverse_padded",
+]
