@@ -1,4 +1,4 @@
-"""Networks: torch only, no Lightning, no Hydra (encoder, its recurrences, cell, pooling, masking)."""
+"""Networks, torch only (no Lightning, no Hydra): encoder, recurrences, cell, pooling, masking."""
 
 from nlp_lstm.nn.autograd import lstm_sequence
 from nlp_lstm.nn.cell import LSTMCell, lstm_step
