@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from nlp_lstm.models import MODELS, TextClassifier
+from nlp_lstm.module import TaskModule, check_format
+from nlp_lstm.tasks import get_task
 
 
 class CheckpointError(ValueError):
@@ -36,7 +37,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_model(path: str | Path, task: str) -> TextClassifier:
+def load_model(path: str | Path, task: str) -> TaskModule:
     """Rebuild the model stored in a checkpoint of ``task``, in eval mode, on CPU."""
     checkpoint = read_checkpoint(path)
     meta = checkpoint["nlp_lstm"]
@@ -44,10 +45,15 @@ def load_model(path: str | Path, task: str) -> TextClassifier:
         raise CheckpointError(
             f"{path} is a {meta.get('task')!r} checkpoint, expected a {task!r} one"
         )
-    cls = MODELS.get(task, {}).get(meta.get("model"))
+    try:
+        check_format(meta, str(path))
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    models = get_task(task).models
+    cls = get_task(task).model_class(meta.get("model"))
     if cls is None:
         raise CheckpointError(f"{path} names an unknown {task} model {meta.get('model')!r}; "
-                              f"known: {sorted(MODELS.get(task, {}))}")
+                              f"known: {sorted(m.__name__ for m in models)}")
     try:
         model = cls(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])

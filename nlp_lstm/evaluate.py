@@ -9,25 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from nlp_lstm.checkpoint import load_model
+from nlp_lstm.tasks import Task, get_task
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Metrics of ``cfg.ckpt_path`` on ``cfg.split`` of ``cfg.data``, written to ``cfg.output``
     (default: ``outputs/eval/<checkpoint name>-<split>.json``)."""
-    model = load_model(cfg.ckpt_path, task=cfg.task.name)
-    if "labels" in cfg.data.source:  # user files: the checkpoint fixes the class order
-        cfg.data.source.labels = list(model.labels)
-    datamodule = instantiate(cfg.data, trained_tokenizer=model.tokenizer.to_json())
-    if list(datamodule.labels) != list(model.labels):
-        raise ValueError(f"the data's labels {list(datamodule.labels)} differ from the "
-                         f"checkpoint's {list(model.labels)}")
-    splits = datamodule.splits
-    if cfg.split not in splits:
-        raise ValueError(f"split={cfg.split!r} is not in the data; expected one of {splits}")
+    task = get_task(cfg.task.name)
+    model = load_model(cfg.ckpt_path, task=task.name)
+    datamodule = task.eval_data(cfg.data, model)
+    if cfg.split not in datamodule.splits and not getattr(datamodule.source, "any_split", False):
+        raise ValueError(f"split={cfg.split!r} is not in the data; expected one of "
+                         f"{datamodule.splits}")
 
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -42,7 +38,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         f"{cfg.split}/{key.split('/', 1)[1]}": float(value) for key, value in sorted(raw.items())
     }
-    metrics[f"{cfg.split}/confusion"] = model.confusion
+    metrics.update({f"{cfg.split}/{name}": value for name, value in model.results.items()})
     metrics["examples"] = len(loader.dataset)
     metrics["truncated_examples"] = datamodule.truncated
     metrics["checkpoint"] = str(cfg.ckpt_path)
@@ -50,11 +46,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output = Path(cfg.output or f"outputs/eval/{Path(cfg.ckpt_path).stem}-{cfg.split}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(metrics, indent=2) + "\n")
-    _print(metrics, model.labels, str(output))
+    _print(metrics, task, model, str(output))
     return metrics
 
 
-def _print(metrics: dict[str, Any], labels: list[str], path: str) -> None:
+def _print(metrics: dict[str, Any], task: Task, model: Any, path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -62,22 +58,13 @@ def _print(metrics: dict[str, Any], labels: list[str], path: str) -> None:
     table = Table(title="Metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    confusion = None
     for key, value in metrics.items():
-        if key.endswith("/confusion"):
-            confusion = value
-        elif isinstance(value, float):
+        if isinstance(value, float):
             table.add_row(key, f"{value:.4f}")
         elif isinstance(value, int):
             table.add_row(key, str(value))
     console.print(table)
-    if confusion is not None:
-        matrix = Table(title="Confusion (rows: true, columns: predicted)")
-        matrix.add_column("")
-        for label in labels:
-            matrix.add_column(label, justify="right")
-        for label, row in zip(labels, confusion, strict=True):
-            matrix.add_row(label, *map(str, row))
-        console.print(matrix)
+    if task.report is not None:
+        task.report(metrics, model, console)
     console.print(f"Metrics written to {path}", highlight=False)
     print(json.dumps(metrics))

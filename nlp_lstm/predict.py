@@ -1,4 +1,7 @@
-"""Label free text with a checkpoint: ``python -m tasks.<task>.predict --ckpt PATH [TEXT ...]``."""
+"""Predict on free text: ``python -m tasks.<task>.predict --ckpt PATH [TEXT ...] [--input FILE]``.
+
+The task's module does the work (``TaskModule.predict_texts``): one JSON object per input.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import bad_input_exits, fail
 
 
-def _read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str, str]]:
+def read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str, str]]:
     """(where, text) pairs, ``where`` naming the input for error messages."""
     inputs = [(f"argument {i}", text) for i, text in enumerate(texts, 1)]
     if input_file is not None:
@@ -35,13 +38,13 @@ def _read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str
     return inputs
 
 
-def main(argv: Sequence[str] | None = None, task: str = "sentiment") -> None:
+def main(argv: Sequence[str] | None = None, *, task: str) -> None:
     parser = argparse.ArgumentParser(
         prog=f"python -m tasks.{task}.predict",
-        description="Print one JSON object per input text: its label and class probabilities.",
+        description="Print one JSON object per input text: the model's prediction.",
     )
     parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
-    parser.add_argument("texts", nargs="*", help="texts to label")
+    parser.add_argument("texts", nargs="*", help="input texts")
     parser.add_argument("--input", metavar="FILE", help="one text per line; '-' for stdin")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
     args = parser.parse_args(argv)
@@ -49,12 +52,12 @@ def main(argv: Sequence[str] | None = None, task: str = "sentiment") -> None:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
 
     with bad_input_exits():
-        inputs = _read_inputs(args.texts, args.input)
+        inputs = read_inputs(args.texts, args.input)
         if not inputs:
             fail("no input: give texts as arguments or a file with --input FILE (or - for stdin)")
         for where, text in inputs:
             if not text.strip():
-                fail(f"{where} is empty or whitespace: expected text to label")
+                fail(f"{where} is empty or whitespace: expected text")
         model = load_model(args.ckpt, task=task)
         truncated = 0
         texts = [text for _, text in inputs]

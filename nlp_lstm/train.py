@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
+from nlp_lstm.tasks import get_task
+
 
 def _number(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
@@ -27,11 +29,15 @@ def train(cfg: DictConfig) -> float | None:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
 
+    task = get_task(cfg.task.name)
     datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, task.datamodule):
+        raise ValueError(f"task={task.name} needs data served by {task.datamodule.__name__}, "
+                         f"but the data config builds a {type(datamodule).__name__}; pick a "
+                         f"data= option of the {task.name} task")
     datamodule.prepare_data()  # Lightning runs it again under the trainer: a no-op by then
     datamodule.setup("fit")
-    model = instantiate(cfg.model, tokenizer=datamodule.tokenizer.to_json(),
-                        labels=list(datamodule.labels), _convert_="all")
+    model = instantiate(cfg.model, **task.model_inputs(datamodule), _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not cfg.trainer.get("enable_progress_bar", True):  # the trainer's switch wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
@@ -51,7 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("test") and "test" in datamodule.splits:
         metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
                                     weights_only=True)[0])
-        metrics["test/confusion"] = model.confusion
+        metrics.update({f"test/{name}": value for name, value in model.results.items()})
     metrics = {k: _number(v) for k, v in sorted(metrics.items())}
     if datamodule.truncated:
         metrics["truncated_examples"] = datamodule.truncated

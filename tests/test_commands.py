@@ -25,7 +25,7 @@ def run_module(module: str, *args: str, stdin: str | None = None) -> subprocess.
 
 def predict(capsys, *args: str) -> tuple[int, str, str]:
     try:
-        predict_main(list(args))
+        predict_main(list(args), task="sentiment")
         code = 0
     except SystemExit as e:
         code = e.code
@@ -108,7 +108,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 def test_eval_metrics_and_json_file(checkpoint, tmp_path, capsys):
     out_file = tmp_path / "m.json"
-    metrics = evaluate(compose_config("eval_sentiment", [
+    metrics = evaluate(compose_config("eval", ["task=sentiment",
         f"ckpt_path={checkpoint}", "data.source.num_examples=600", "split=val",
         f"output={out_file}", "accelerator=cpu"]))
     last = capsys.readouterr().out.strip().splitlines()[-1]

@@ -7,10 +7,12 @@ import collections
 import pytest
 import torch
 
-from nlp_lstm.data import SentimentDataModule, SyntheticSentiment, Tokenizer, TokenizerTrainer
-from nlp_lstm.data.batching import ClassificationCollate, LengthGuard, pad_sequences
-from nlp_lstm.data.corpora.sentiment import NEGATIVE, POSITIVE, generate_sentiment
+from nlp_lstm.data import Tokenizer, TokenizerTrainer
+from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import SPECIALS
+from nlp_lstm.sentiment import SentimentDataModule, SyntheticSentiment
+from nlp_lstm.sentiment.corpus import NEGATIVE, POSITIVE, generate_sentiment
+from nlp_lstm.sentiment.data import ClassificationCollate
 
 
 def test_corpus_is_deterministic_and_seeded():

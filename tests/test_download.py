@@ -11,14 +11,17 @@ import pytest
 from conftest import HTTPFiles as _Server
 
 from nlp_lstm.data.download import (
-    SOURCES,
     DownloadError,
-    Source,
+    RemoteFile,
     download,
     ensure_file,
     fetch,
+    require,
 )
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.generation.data import SHAKESPEARE_FILES
+from nlp_lstm.sentiment.data import SST2_FILES
+from nlp_lstm.translation.data import MULTI30K_FILES
 
 PAYLOAD = b"hello world\n" * 5000
 
@@ -133,7 +136,7 @@ def test_zip_member_extraction_reuses_the_archive(server: _Server, tmp_path: Pat
     server.files["/glue/SST-2.zip"] = _sst2_zip(dev, train)
     url = server.url("/glue/SST-2.zip")
     sources = {
-        "sst2/dev.tsv": Source(url, _sha(dev), "SST-2/dev.tsv"),
+        "sst2/dev.tsv": RemoteFile(url, _sha(dev), "SST-2/dev.tsv"),
         "sst2/train.tsv": {"url": url, "member": "SST-2/train.tsv"},  # config-style mapping
     }
     assert fetch(tmp_path, "sst2/dev.tsv", sources=sources).read_bytes() == dev
@@ -182,18 +185,29 @@ def test_present_file_is_not_downloaded_again(server: _Server, tmp_path: Path) -
 
 def test_missing_file_without_url_explains_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"mine\.txt not found.*NLP_LSTM_DATA"):
-        fetch(tmp_path, "mine.txt")
+        fetch(tmp_path, "mine.txt", sources={})
+
+
+def test_require_downloads_only_when_allowed(server: _Server, tmp_path: Path) -> None:
+    server.files["/a.txt"] = PAYLOAD
+    sources = {"x/a.txt": RemoteFile(server.url("/a.txt"), _sha(PAYLOAD))}
+    with pytest.raises(DataError, match=r"a\.txt is missing and data.source.download is false; "
+                                        r"place the file there"):
+        require(tmp_path, "x/a.txt", sources=sources, download=False, what="the file")
+    assert server.hits["/a.txt"] == 0
+    path = require(tmp_path, "x/a.txt", sources=sources, download=True, what="the file")
+    assert path.read_bytes() == PAYLOAD and server.hits["/a.txt"] == 1
 
 
 def test_canonical_sources_cover_the_data_root_layout() -> None:
-    assert SOURCES["sst2/train.tsv"].sha256 is None  # GLUE's row order differs from ours
-    assert SOURCES["sst2/dev.tsv"].member == "SST-2/dev.tsv"
-    assert SOURCES["sst2/train.tsv"].url.endswith("/glue/data/SST-2.zip")
-    assert SOURCES["tinyshakespeare/input.txt"].url.startswith(
+    assert SST2_FILES["sst2/train.tsv"].sha256 is None  # GLUE's row order differs from ours
+    assert SST2_FILES["sst2/dev.tsv"].member == "SST-2/dev.tsv"
+    assert SST2_FILES["sst2/train.tsv"].url.endswith("/glue/data/SST-2.zip")
+    assert SHAKESPEARE_FILES["tinyshakespeare/input.txt"].url.startswith(
         "https://raw.githubusercontent.com/karpathy/char-rnn/"
     )
     for split in ("train", "val"):
         for lang in ("en", "de", "fr", "cs"):
-            source = SOURCES[f"multi30k/{split}.{lang}.gz"]
+            source = MULTI30K_FILES[f"multi30k/{split}.{lang}.gz"]
             assert source.url.endswith(f"/data/task1/raw/{split}.{lang}.gz")
             assert source.sha256 is not None and len(source.sha256) == 64

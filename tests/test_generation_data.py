@@ -13,11 +13,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nlp_lstm.data import LanguageModelDataModule, SyntheticText, TokenizerTrainer
-from nlp_lstm.data.corpora.text import COLORS, COUNTS, ITEMS, Story, generate_stories
+from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.text_sources import TextFiles, TinyShakespeare
 from nlp_lstm.data.tokenizer import SPECIALS
+from nlp_lstm.generation import LanguageModelDataModule, SyntheticText
+from nlp_lstm.generation.corpus import COLORS, COUNTS, ITEMS, Story, generate_stories
+from nlp_lstm.generation.data import TextFiles, TinyShakespeare
 
 REAL = os.environ.get("NLP_LSTM_DATA")
 CLOSING = "In the end, "

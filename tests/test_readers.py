@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.readers import (
-    multi30k_paths,
-    read_labeled_tsv,
-    read_parallel,
-    read_sst2,
-    read_text,
-    split_tinyshakespeare,
-)
+from nlp_lstm.data.readers import read_labeled_tsv, read_parallel, read_sst2, read_text
+from nlp_lstm.generation.data import split_tinyshakespeare
+from nlp_lstm.translation.data import multi30k_paths
 
 
 def _write(path: Path, data: bytes) -> Path:

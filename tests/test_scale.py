@@ -22,7 +22,7 @@ from nlp_lstm.train import train
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 SMALL = ["data.source.num_examples=300", "data.batch_size=32", "model.embedding_dim=16",
-         "model.hidden_size=16", "trainer.max_epochs=1", *QUIET]
+         "model.encoder.hidden_size=16", "trainer.max_epochs=1", *QUIET]
 
 
 def run_train(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -13,9 +13,10 @@ import pytest
 from conftest import HTTPFiles
 
 from nlp_lstm.cli import compose_config
-from nlp_lstm.data import SentimentDataModule, TokenizerTrainer
+from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.sources import SST2, LabeledTSV
+from nlp_lstm.sentiment import SentimentDataModule
+from nlp_lstm.sentiment.data import SST2, LabeledTSV
 from nlp_lstm.stats import data_stats
 
 TRAIN = "sentence\tlabel\na gripping film \t1\ndull and flat \t0\nnot bad at all \t1\n"

@@ -16,9 +16,9 @@ from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import CONFIG_DIR
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
-from nlp_lstm.data.corpora.sentiment import generate_sentiment
-from nlp_lstm.models import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.optim import WarmupCosineLR
+from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
+from nlp_lstm.sentiment.corpus import generate_sentiment
 
 
 def _options(group: str) -> list[str]:
@@ -89,8 +89,9 @@ def test_tiny_overfit(cls):
     torch.manual_seed(0)
     examples = generate_sentiment(24, seed=1)
     tok = Tokenizer.train_word_level([e.text for e in examples])
-    model = cls(tok.to_json(), ["negative", "positive"], embedding_dim=32, hidden_size=32,
-                dropout=0.0)
+    size = {"encoder": {"hidden_size": 32, "bidirectional": True}} \
+        if cls is SentimentClassifier else {"hidden_size": 32}
+    model = cls(tok.to_json(), ["negative", "positive"], embedding_dim=32, dropout=0.0, **size)
     tokens, lengths = pad_sequences([tok.encode(e.text) for e in examples], tok.pad_id)
     labels = torch.tensor([e.label for e in examples])
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -120,7 +121,7 @@ def test_train_writes_run_directory(trained_run: Path):
     assert {p.name for p in (trained_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     assert (trained_run / "csv" / "metrics.csv").is_file()
     config = (trained_run / "config.yaml").read_text()
-    assert "_target_: nlp_lstm.models.SentimentClassifier" in config
+    assert "_target_: nlp_lstm.sentiment.SentimentClassifier" in config
 
 
 def test_checkpoint_is_weights_only_and_self_contained(checkpoint: Path):
@@ -139,14 +140,16 @@ def test_checkpoint_is_weights_only_and_self_contained(checkpoint: Path):
                                      {"weight_drop": 0.3}, {"impl": "loop", "pooling": "last"}])
 def test_encoder_variants_from_the_model_config(variant, tmp_path):
     """cell, layer_norm, weight_drop and impl reach the encoder from YAML, and each trains."""
-    overrides = [f"model.{k}={str(v).lower() if isinstance(v, bool) else v}"
-                 for k, v in variant.items()]
+    overrides = [f"model.{'' if k == 'pooling' else 'encoder.'}{k}="
+                 f"{str(v).lower() if isinstance(v, bool) else v}" for k, v in variant.items()]
     cfg = compose_train(tmp_path, [*TINY, *overrides, "debug=limit", "test=false"])
     from nlp_lstm.train import train
 
     assert train(cfg) is not None
     model = load_model(tmp_path / "checkpoints" / "best.ckpt", task="sentiment")
-    assert all(model.hparams[key] == value for key, value in variant.items())
-    assert model.encoder.cell == variant.get("cell", "lstm")
-    assert model.encoder.layer_norm == variant.get("layer_norm", False)
-    assert model.encoder.weight_drop == variant.get("weight_drop", 0.0)
+    settings = {**model.hparams["encoder"], "pooling": model.hparams["pooling"]}
+    assert all(settings[key] == value for key, value in variant.items())
+    encoder = model.net.encoder
+    assert encoder.cell == variant.get("cell", "lstm")
+    assert encoder.layer_norm == variant.get("layer_norm", False)
+    assert encoder.weight_drop == variant.get("weight_drop", 0.0)

@@ -11,20 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from nlp_lstm.data import SyntheticTranslation, TokenizerTrainer, TranslationDataModule
-from nlp_lstm.data.corpora.translation import (
+from nlp_lstm.data import TokenizerTrainer
+from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.tokenizer import SPECIALS
+from nlp_lstm.translation import SyntheticTranslation, TranslationDataModule
+from nlp_lstm.translation.corpus import (
     ADJECTIVES,
     ANIMATES,
     INTRANSITIVE,
     PLACES,
     THINGS,
     TRANSITIVE,
-    count_tokens,
+    count_words,
     generate_translation,
 )
-from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.tokenizer import SPECIALS
-from nlp_lstm.data.translation_sources import Multi30k, ParallelFiles
+from nlp_lstm.translation.data import Multi30k, ParallelFiles
 
 REAL = os.environ.get("NLP_LSTM_DATA")
 WORD = TokenizerTrainer(kind="word", lowercase=False)
@@ -46,7 +47,7 @@ def test_corpus_splits_are_distinct_sized_and_short():
     assert [len(splits[s]) for s in ("train", "val", "test")] == [800, 100, 100]
     sources = [{src.lower() for src, _ in pairs} for pairs in splits.values()]
     assert sum(map(len, sources)) == 1000  # distinct within and across splits
-    assert all(5 <= count_tokens(src) <= 20 for pairs in splits.values() for src, _ in pairs)
+    assert all(5 <= count_words(src) <= 20 for pairs in splits.values() for src, _ in pairs)
     assert (source.src_lang, source.tgt_lang) == ("en", "de-synthetic")
     with pytest.raises(ValueError, match="unknown split"):
         source.load("dev")

@@ -1,18 +1,9 @@
-"""Data: corpora, tokenizers, batching and LightningDataModules."""
+"""What every task's data shares: the data module base, tokenizers, batching, downloads, readers
+of generic formats and errors. Each task's own sources and data module live in its package
+(``nlp_lstm.<task>.data``)."""
 
-from nlp_lstm.data.corpora import SyntheticSentiment, SyntheticText, SyntheticTranslation
-from nlp_lstm.data.language_model import LanguageModelDataModule
-from nlp_lstm.data.sentiment import SentimentDataModule
+from nlp_lstm.data.base import Source, TextDataModule
+from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
-from nlp_lstm.data.translation import TranslationDataModule
 
-__all__ = [
-    "LanguageModelDataModule",
-    "SentimentDataModule",
-    "SyntheticSentiment",
-    "SyntheticText",
-    "SyntheticTranslation",
-    "Tokenizer",
-    "TokenizerTrainer",
-    "TranslationDataModule",
-]
+__all__ = ["DataError", "Source", "TextDataModule", "Tokenizer", "TokenizerTrainer"]

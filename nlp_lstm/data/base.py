@@ -1,5 +1,5 @@
-"""What every task's LightningDataModule shares: the data root, downloads, the tokenizer's life
-cycle, bucketed batches and corpus statistics.
+"""What every task's LightningDataModule shares: the data root, sources, the tokenizer's life
+cycle, bucketed batches, DataLoaders and corpus statistics.
 
 Life cycle, as Lightning runs it under DDP:
 - ``prepare_data`` (once per node, rank 0): download what is missing, train the tokenizer on the
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.errors import DataError
@@ -136,36 +136,39 @@ class TextDataModule(pl.LightningDataModule):
         """The texts the tokenizer learns from: the training split only."""
         raise NotImplementedError
 
-    def _tokenizer_cache(self) -> Path | None:
+    def _tokenizer_cache(self, trainer: TokenizerTrainer, tag: str = "") -> Path | None:
+        """Where a tokenizer trained by ``trainer`` on this source is cached (None: no cache);
+        ``tag`` tells apart tokenizers of one source (e.g. the two sides of a translation)."""
         if self.cache_dir is None:
             return None
-        key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-" \
-              f"{self.tokenizer_trainer.fingerprint()}"
+        key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-{tag}" \
+              f"{trainer.fingerprint()}"
         return self.cache_dir / "tokenizers" / f"{key}.json"
+
+    def tokenizers_to_build(self) -> dict[str, tuple[Path | None, Callable[[], Tokenizer]]]:
+        """The tokenizers neither given nor built yet: attribute name -> (cache file, how to
+        train it). Tasks with more than one tokenizer extend this."""
+        if self.tokenizer is not None:
+            return {}
+        return {"tokenizer": (self._tokenizer_cache(self.tokenizer_trainer),
+                              lambda: self.tokenizer_trainer.train(self.tokenizer_texts()))}
 
     def prepare_data(self) -> None:
         self.source.prepare(self.root)
-        cache = None if self.tokenizer is not None else self._tokenizer_cache()
-        if cache is not None and not cache.exists():
-            tokenizer = self.tokenizer_trainer.train(self.tokenizer_texts())
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(tokenizer.to_json(), encoding="utf-8")
-            os.replace(tmp, cache)  # atomic: other ranks never see half a file
+        for cache, train in self.tokenizers_to_build().values():
+            if cache is not None and not cache.exists():
+                train().save(cache)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.tokenizer is not None:
-            return
-        cache = self._tokenizer_cache()
-        if cache is not None and cache.exists():
-            self.tokenizer = Tokenizer.from_json(cache.read_text(encoding="utf-8"))
-        else:
-            self.tokenizer = self.tokenizer_trainer.train(self.tokenizer_texts())
+        for name, (cache, train) in self.tokenizers_to_build().items():
+            cached = cache is not None and cache.exists()
+            setattr(self, name, Tokenizer.load(cache) if cached else train())
 
     def _examples(self, split: str) -> list[Any]:
         """The raw examples of a split, read once; malformed lines skipped are counted in
-        ``skipped``."""
-        if split not in self.splits:
+        ``skipped``. A source with ``any_split`` (such as Multi30k) also serves split names
+        beyond its ``splits``, e.g. a test set for evaluation."""
+        if split not in self.splits and not getattr(self.source, "any_split", False):
             raise ValueError(f"split {split!r} is not in this data; expected one of {self.splits}")
         if split not in self._raw:
             self._raw[split], self.skipped[split] = self.source.load(split, self.root,
@@ -186,21 +189,36 @@ class TextDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")
 
+    def _shard(self) -> tuple[int, int]:
+        """(number of DDP ranks, this rank); (1, 0) outside a trainer."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def batch_sampler(self, lengths: list[int], *, shuffle: bool) -> BucketBatchSampler:
         """Length-bucketed batches; under DDP each rank takes its own shard. Training shards
         (``shuffle``) are even; evaluation shards cover every example exactly once."""
-        trainer = self.trainer
-        replicas = trainer.world_size if trainer is not None else 1
-        rank = trainer.global_rank if trainer is not None else 0
+        replicas, rank = self._shard()
         return BucketBatchSampler(lengths, batch_size=self.batch_size, max_tokens=self.max_tokens,
                                   shuffle=shuffle, seed=self.seed, num_replicas=replicas,
                                   rank=rank, even_shards=shuffle)
 
-    def generator(self) -> torch.Generator:
-        """A seeded generator for DataLoaders. Without one, every iterator a DataLoader creates
-        draws from the global torch RNG, so dropout masks would depend on when Lightning creates
-        iterators (it does so earlier when resuming) and a resumed run would diverge."""
-        return torch.Generator().manual_seed(self.seed)
+    def loader(self, data: Any, collate_fn: Callable[[Any], dict[str, torch.Tensor]],
+               batch_sampler: Sampler[list[int]] | None = None) -> DataLoader:
+        """A DataLoader over ``data`` with this module's workers and seeded generator. Without a
+        ``batch_sampler``, ``data`` yields whole batches (no automatic batching).
+
+        The generator: without one, every iterator a DataLoader creates draws from the global
+        torch RNG, so dropout masks would depend on when Lightning creates iterators (it does
+        so earlier when resuming) and a resumed run would diverge."""
+        return DataLoader(
+            data,
+            batch_size=1 if batch_sampler is not None else None,
+            batch_sampler=batch_sampler,
+            collate_fn=collate_fn,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Padding, length guarding and collation of token id sequences.
+"""Padding and length guarding of token id sequences.
 
 Legend: B batch, T time (the longest sequence in the batch).
 """
@@ -46,15 +46,3 @@ class LengthGuard:
             self.truncated += 1
             return ids[: self.max_length]
         return ids
-
-
-class ClassificationCollate:
-    """Collate (ids, label) pairs into ``{"tokens": (B, T), "lengths": (B,), "labels": (B,)}``."""
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def __call__(self, examples: Sequence[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
-        tokens, lengths = pad_sequences([ids for ids, _ in examples], self.pad_id)
-        labels = torch.tensor([label for _, label in examples], dtype=torch.int64)  # (B,)
-        return {"tokens": tokens, "lengths": lengths, "labels": labels}

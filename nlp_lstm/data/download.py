@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.readers import MULTI30K_LANGS
 
 _HINT = "place the file there yourself or set data.root (or $NLP_LSTM_DATA) to a folder that has it"
 _CHUNK = 1 << 16
@@ -33,7 +32,7 @@ class DownloadError(DataError):
 
 
 @dataclass(frozen=True)
-class Source:
+class RemoteFile:
     """Where a file of the data root comes from.
 
     Attributes:
@@ -47,51 +46,9 @@ class Source:
     member: str | None = None
 
 
-_GLUE_SST2 = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
-_MULTI30K = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
-_SHAKESPEARE = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-)
-
-
-def multi30k_url(split: str, lang: str) -> str:
-    """Canonical URL of a Multi30k task 1 raw file, for any split name (e.g. test_2016_flickr)."""
-    return f"{_MULTI30K}/{split}.{lang}.gz"
-
-
-# Checksums of the files whose bytes are stable upstream (see the shared data README).
-# GLUE's train.tsv is not pinned: the shared copy has the same rows in another order.
-_MULTI30K_SHA256 = {
-    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
-    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
-    "train.fr.gz": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
-    "train.cs.gz": "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077",
-    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
-    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
-    "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
-    "val.cs.gz": "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc",
-}
-
-#: Canonical sources, keyed by path relative to the data root. Callers pass overrides
-#: (e.g. from a config) to :func:`fetch` to point at mirrors instead of editing this.
-SOURCES: dict[str, Source] = {
-    "sst2/train.tsv": Source(_GLUE_SST2, None, "SST-2/train.tsv"),
-    "sst2/dev.tsv": Source(
-        _GLUE_SST2,
-        "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
-        "SST-2/dev.tsv",
-    ),
-    "tinyshakespeare/input.txt": Source(
-        _SHAKESPEARE, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-    ),
-    **{
-        f"multi30k/{split}.{lang}.gz": Source(
-            multi30k_url(split, lang), _MULTI30K_SHA256[f"{split}.{lang}.gz"]
-        )
-        for split in ("train", "val")
-        for lang in MULTI30K_LANGS
-    },
-}
+#: A table of remote files keyed by their path under the data root. Each task's data module
+#: has its own (e.g. ``SST2_FILES``); configs override entries with mappings (mirrors).
+RemoteFiles = Mapping[str, "RemoteFile | Mapping[str, Any]"]
 
 
 @contextmanager
@@ -279,36 +236,47 @@ def ensure_file(
     return _extract_member(archive, member, target, sha256, url)
 
 
-def _as_source(value: Source | Mapping[str, Any]) -> Source:
-    if isinstance(value, Source):
+def _as_remote(value: RemoteFile | Mapping[str, Any]) -> RemoteFile:
+    if isinstance(value, RemoteFile):
         return value
-    return Source(str(value["url"]), value.get("sha256"), value.get("member"))
+    return RemoteFile(str(value["url"]), value.get("sha256"), value.get("member"))
 
 
 def fetch(
     root: Path,
     relpath: str,
     *,
-    sources: Mapping[str, Source | Mapping[str, Any]] | None = None,
+    sources: RemoteFiles,
     progress: bool = True,
     timeout: float = 30.0,
 ) -> Path:
-    """:func:`ensure_file` for a known file of the data root, e.g. ``"sst2/train.tsv"``.
+    """:func:`ensure_file` for a file of the data root named in ``sources``.
 
     Args:
         root: The data root.
-        relpath: Path under root, a key of :data:`SOURCES` or of ``sources``.
-        sources: Overrides of :data:`SOURCES` (a :class:`Source` or a mapping with keys
-            url, sha256, member), e.g. a mirror from a config.
+        relpath: Path under root, e.g. ``"sst2/train.tsv"``.
+        sources: Remote files by path (a :class:`RemoteFile` or a mapping with keys url,
+            sha256, member): a task's table merged with a config's overrides (mirrors).
     """
-    merged: dict[str, Source | Mapping[str, Any]] = {**SOURCES, **(sources or {})}
-    source = _as_source(merged[relpath]) if relpath in merged else None
+    remote = _as_remote(sources[relpath]) if relpath in sources else None
     return ensure_file(
         root,
         relpath,
-        source.url if source else None,
-        source.sha256 if source else None,
-        member=source.member if source else None,
+        remote.url if remote else None,
+        remote.sha256 if remote else None,
+        member=remote.member if remote else None,
         progress=progress,
         timeout=timeout,
     )
+
+
+def require(root: Path, relpath: str, *, sources: RemoteFiles, download: bool, what: str) -> Path:
+    """``root/relpath``, downloaded first when it is missing and ``download`` is true; else a
+    DataError that says where to place ``what`` (e.g. "SST-2")."""
+    path = Path(root) / relpath
+    if path.exists():
+        return path
+    if not download:
+        raise DataError(f"{path} is missing and data.source.download is false; place {what} "
+                        "there or set data.root (or $NLP_LSTM_DATA)")
+    return fetch(root, relpath, sources=sources)

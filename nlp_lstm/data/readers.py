@@ -8,7 +8,6 @@ Files are read as bytes and decoded line by line, so an error names the right li
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from collections.abc import Iterator
 from itertools import zip_longest
@@ -19,7 +18,6 @@ from nlp_lstm.data.errors import DataError
 
 OnError = Literal["raise", "skip"]
 
-MULTI30K_LANGS = ("en", "de", "fr", "cs")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -229,54 +227,3 @@ def read_text(path: Path | str) -> str:
             f"{path}, line {lineno}: invalid UTF-8 (byte 0x{data[err.start]:02x} at column "
             f"{column}); expected UTF-8 text"
         ) from None
-
-
-_MULTI30K_NAME = re.compile(r"^(?P<split>.+)\.(?P<lang>en|de|fr|cs)(\.gz)?$")
-
-
-def multi30k_paths(root: Path | str, split: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:
-    """Paths of ``root/multi30k/{split}.{lang}.gz`` (or uncompressed) for both languages.
-
-    Any split name on disk works (train, val, test_2016_flickr, ...).
-
-    Raises:
-        DataError: unknown language, or a missing file; the message lists the splits
-            (and their languages) that the folder has.
-    """
-    folder = Path(root) / "multi30k"
-    for lang in (src_lang, tgt_lang):
-        if lang not in MULTI30K_LANGS:
-            raise DataError(f"unknown Multi30k language {lang!r}; expected one of {MULTI30K_LANGS}")
-    found = []
-    for lang in (src_lang, tgt_lang):
-        candidates = [folder / f"{split}.{lang}.gz", folder / f"{split}.{lang}"]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            raise DataError(
-                f"Multi30k file {candidates[0]} (or {candidates[1].name}) not found; "
-                f"{_describe_splits(folder)}"
-            )
-        found.append(path)
-    return found[0], found[1]
-
-
-def _describe_splits(folder: Path) -> str:
-    if not folder.is_dir():
-        return f"the folder {folder} does not exist"
-    splits: dict[str, set[str]] = {}
-    for entry in folder.iterdir():
-        match = _MULTI30K_NAME.match(entry.name)
-        if match and entry.is_file():
-            splits.setdefault(match["split"], set()).add(match["lang"])
-    if not splits:
-        return f"{folder} has no {{split}}.{{lang}}[.gz] files"
-    listed = ", ".join(f"{s} ({' '.join(sorted(langs))})" for s, langs in sorted(splits.items()))
-    return f"splits in {folder}: {listed}"
-
-
-def split_tinyshakespeare(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
-    """nanoGPT's split: the first ``int(n * 0.9)`` characters train, the rest validation."""
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    cut = int(len(text) * train_fraction)
-    return text[:cut], text[cut:]

@@ -15,14 +15,18 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 
-def padding_waste(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
-    """Padded positions divided by real tokens, over the batches (0.0 = no padding)."""
+def padding_waste(batches: Sequence[Sequence[int]], *lengths: Sequence[int]) -> float:
+    """Padded positions divided by real tokens, over the batches (0.0 = no padding).
+
+    One ``lengths`` per padded tensor of a batch, e.g. source and target lengths of translation
+    pairs, each padded to its own longest."""
     padded = real = 0
     for batch in batches:
-        sizes = [lengths[i] for i in batch]
-        if sizes:
-            padded += len(sizes) * max(sizes) - sum(sizes)
-            real += sum(sizes)
+        for side in lengths:
+            sizes = [side[i] for i in batch]
+            if sizes:
+                padded += len(sizes) * max(sizes) - sum(sizes)  # pad positions of (B, T)
+                real += sum(sizes)
     return padded / real if real else 0.0
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _Backend
@@ -111,6 +113,17 @@ class Tokenizer:
 
     def to_json(self) -> str:
         return self.backend.to_str()
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        return cls.from_json(path.read_text(encoding="utf-8"))
+
+    def save(self, path: Path) -> None:
+        """Write the JSON atomically: a reader (another DDP rank) never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
 
     @property
     def vocab_size(self) -> int:

@@ -2,7 +2,7 @@
 
 from nlp_lstm.nn.autograd import lstm_sequence
 from nlp_lstm.nn.cell import LSTMCell, lstm_step
-from nlp_lstm.nn.encoder import LSTMEncoder, reverse_padded
+from nlp_lstm.nn.encoder import LSTMEncoder, build_encoder, reverse_padded
 from nlp_lstm.nn.gru import gru_step
 from nlp_lstm.nn.masking import lengths_to_mask
 from nlp_lstm.nn.pooling import Pooling
@@ -11,6 +11,7 @@ __all__ = [
     "LSTMCell",
     "LSTMEncoder",
     "Pooling",
+    "build_encoder",
     "gru_step",
     "lengths_to_mask",
     "lstm_sequence",

@@ -26,7 +26,8 @@ Legend: B batch, T time, I input features, H hidden, L layers, D directions, G g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -370,3 +371,14 @@ class LSTMEncoder(nn.Module):
                                             norms["ih"], norms["hh"], norms["c"])
         gates_x = F.linear(x, w_ih, b_ih + b_hh)  # (N, 4H), all steps in one matmul
         return lstm_sequence(gates_x, h0, c0, w_hh, batch_sizes)  # (N, H) each
+
+
+def build_encoder(input_size: int, settings: Mapping[str, object]) -> LSTMEncoder:
+    """An ``LSTMEncoder`` from a model's plain ``encoder`` mapping (``hidden_size``,
+    ``num_layers``, ``bidirectional``, ...); the input size comes from the model. Unknown keys are
+    a ValueError that lists the known ones."""
+    known = [name for name in inspect.signature(LSTMEncoder).parameters if name != "input_size"]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"unknown encoder setting(s) {unknown}; expected some of {known}")
+    return LSTMEncoder(input_size, **settings)

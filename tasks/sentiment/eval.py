@@ -10,4 +10,4 @@ from nlp_lstm.evaluate import evaluate
 
 if __name__ == "__main__":
     with bad_input_exits():
-        evaluate(compose_config("eval_sentiment", sys.argv[1:]))
+        evaluate(compose_config("eval", ["task=sentiment", *sys.argv[1:]]))

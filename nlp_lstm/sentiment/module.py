@@ -1,14 +1,14 @@
-"""What every text classifier shares: loss, metrics, optimization and checkpoint metadata.
+"""Sentiment LightningModules: loss, metrics, the tokenizer and prediction around a network
+of ``net.py``.
 
-Subclasses build their network in ``__init__`` and implement ``forward(tokens, lengths)``.
+Legend: B batch, T time, C classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
@@ -18,25 +18,21 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from nlp_lstm import __version__
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
+from nlp_lstm.sentiment.net import BagOfWordsNet, LSTMClassifierNet
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
-
-class TextClassifier(pl.LightningModule):
-    """Base of the sentiment models.
+class TextClassifier(TaskModule):
+    """Base of the sentiment models: subclasses build ``self.net`` (tokens, lengths -> logits).
 
     Args:
         tokenizer: the trained tokenizer as JSON; it travels inside the checkpoint.
         labels: label names, index i is class i.
         max_length: inputs are truncated to this many tokens at prediction time.
         class_weights: optional per-class weights of the cross-entropy.
-        optimizer: a partial optimizer (``_partial_: true`` in YAML); needed to train only.
-        scheduler: a partial ``WarmupCosineLR`` (or any scheduler taking ``total_steps``),
-            stepped every optimizer step.
+        optimizer, scheduler: see ``TaskModule``.
     """
 
     task = "sentiment"
@@ -50,7 +46,7 @@ class TextClassifier(pl.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         labels = list(labels)
         if len(labels) < 2:
             raise ValueError(f"a classifier needs at least 2 labels, got {labels}")
@@ -60,8 +56,6 @@ class TextClassifier(pl.LightningModule):
         self.tokenizer = Tokenizer.from_json(tokenizer)
         self.labels = labels
         self.max_length = max_length
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         n = len(labels)
@@ -75,7 +69,10 @@ class TextClassifier(pl.LightningModule):
                                  ("f1", MulticlassF1Score(n, average="macro")))
         })
         self.test_confusion = MulticlassConfusionMatrix(n)
-        self.confusion: list[list[int]] | None = None
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T), lengths (B,) -> logits (B, C)."""
+        return self.net(tokens, lengths)
 
     # -------------------------------------------------------------- training
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -106,25 +103,9 @@ class TextClassifier(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        # Rows are true labels, columns predictions; read by the train and eval commands.
-        self.confusion = self.test_confusion.compute().tolist()
+        # Rows are true labels, columns predictions; reported by the train and eval commands.
+        self.results["confusion"] = self.test_confusion.compute().tolist()
         self.test_confusion.reset()
-
-    def configure_optimizers(self) -> Any:
-        if self.optimizer_factory is None:
-            raise ValueError("this model was built without an optimizer; pass `optimizer` to train")
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, total_steps=total)
-        schedule = {"scheduler": scheduler, "interval": "step"}
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
-
-    # ------------------------------------------------------------ checkpoint
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        cls = type(self)
-        checkpoint["nlp_lstm"] = {"task": self.task, "model": cls.__name__, "version": __version__}
 
     # ------------------------------------------------------------- inference
     @torch.no_grad()
@@ -142,3 +123,58 @@ class TextClassifier(pl.LightningModule):
             for text, p in zip(texts, probs, strict=True)
         ]
         return results, guard.truncated
+
+
+class SentimentClassifier(TextClassifier):
+    """A (bidirectional) LSTM classifier (``LSTMClassifierNet``).
+
+    Args beyond ``TextClassifier``'s:
+        embedding_dim: E.
+        encoder: ``LSTMEncoder`` settings: hidden_size, num_layers, bidirectional, dropout
+            (between layers), cell (``gru`` for the LSTM-vs-GRU comparison), layer_norm,
+            weight_drop, impl, init.
+        pooling: ``last``, ``mean``, ``max`` or ``attention``.
+        dropout: on the embeddings and before the head.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        labels: Sequence[str],
+        embedding_dim: int = 128,
+        encoder: Mapping[str, Any] | None = None,
+        pooling: str = "max",
+        dropout: float = 0.3,
+        max_length: int = 256,
+        class_weights: Sequence[float] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.net = LSTMClassifierNet(self.tokenizer.vocab_size, len(self.labels),
+                                     self.tokenizer.pad_id, embedding_dim,
+                                     dict(encoder or {"hidden_size": 128, "bidirectional": True}),
+                                     pooling, dropout)
+
+
+class BagOfWordsClassifier(TextClassifier):
+    """The order-blind baseline (``BagOfWordsNet``). Args beyond ``TextClassifier``'s:
+    embedding_dim E, hidden_size of the MLP, dropout."""
+
+    def __init__(
+        self,
+        tokenizer: str,
+        labels: Sequence[str],
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        dropout: float = 0.3,
+        max_length: int = 256,
+        class_weights: Sequence[float] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.net = BagOfWordsNet(self.tokenizer.vocab_size, len(self.labels),
+                                 self.tokenizer.pad_id, embedding_dim, hidden_size, dropout)

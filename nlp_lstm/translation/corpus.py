@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp_lstm.data.corpora.splits import SPLITS, take_split
+from nlp_lstm.data.splits import SPLITS, take_split
 
 # ------------------------------------------------------------------------------- lexicon
 # Nouns: (English singular, English plural, German singular, German plural, gender).
@@ -331,14 +331,14 @@ MIN_TOKENS, MAX_TOKENS = 5, 20
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def count_tokens(text: str) -> int:
+def count_words(text: str) -> int:
     """Words and punctuation marks, as the word-level tokenizer splits them."""
     return len(_TOKEN.findall(text))
 
 
 def generate_translation(num_examples: int, seed: int = 0) -> list[Pair]:
     """``num_examples`` pairs with distinct English sides of 5 to 20 tokens, deterministic in
-    ``seed``; tokens are words and punctuation marks (``count_tokens``)."""
+    ``seed``; tokens are words and punctuation marks (``count_words``)."""
     if num_examples < 1:
         raise ValueError(f"num_examples must be positive, got {num_examples}")
     rng = random.Random(seed)
@@ -350,7 +350,7 @@ def generate_translation(num_examples: int, seed: int = 0) -> list[Pair]:
         if attempts > 20 * num_examples + 1000:
             raise ValueError(f"the grammar cannot produce {num_examples} distinct sentences")
         pair = _pair(rng)
-        if not MIN_TOKENS <= count_tokens(pair.source) <= MAX_TOKENS:
+        if not MIN_TOKENS <= count_words(pair.source) <= MAX_TOKENS:
             continue
         if pair.source.lower() not in seen:  # distinct after lowercasing: no split leaks
             seen.add(pair.source.lower())

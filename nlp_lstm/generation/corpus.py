@@ -32,7 +32,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp_lstm.data.corpora.splits import SPLITS, take_split
+from nlp_lstm.data.splits import SPLITS, take_split
 
 # Distinct initials: the first character of the closing name is determined by the opening.
 NAMES = (

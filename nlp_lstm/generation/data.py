@@ -1,21 +1,147 @@
-"""LightningDataModule for language modelling: text to contiguous streams or to bucketed
-sentences of next-token examples.
+"""Generation data: sources of plain text (Tiny Shakespeare, the user's text files) and the
+LightningDataModule that serves them as contiguous streams or bucketed sentences of next-token
+examples.
+
+(The embedded corpus is ``nlp_lstm.generation.corpus.SyntheticText``.) A text source yields a
+split as a list of documents and names the ``separator`` that joins them back into the split's
+text. For the files here a document is a line: ``separator.join(lines)`` restores the text
+exactly, and the sentences mode serves each non-empty line as an example.
 
 Legend: B batch (streams or examples), T time steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from nlp_lstm.data.base import Source, TextDataModule
+from nlp_lstm.data.base import Source, TextDataModule, file_fingerprint, user_file
 from nlp_lstm.data.batching import pad_sequences
+from nlp_lstm.data.download import RemoteFile, require
+from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.readers import read_text
 from nlp_lstm.data.sampler import StreamBatcher, padding_waste
 from nlp_lstm.data.tokenizer import TokenizerTrainer
+
+#: Canonical source of Tiny Shakespeare under the data root.
+SHAKESPEARE_FILES: dict[str, RemoteFile] = {
+    "tinyshakespeare/input.txt": RemoteFile(
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    ),
+}
+
+
+def split_tinyshakespeare(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
+    """nanoGPT's split: the first ``int(n * 0.9)`` characters train, the rest validation."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    cut = int(len(text) * train_fraction)
+    return text[:cut], text[cut:]
+
+
+class TinyShakespeare:
+    """Karpathy's Tiny Shakespeare under ``root/tinyshakespeare/input.txt`` (1,115,394
+    characters), split as nanoGPT does: the first 90% of the characters are ``train``
+    (1,003,854), the rest ``val`` (111,540). The cut falls inside a line.
+
+    Args:
+        download: fetch the file from the char-rnn repository when it is missing.
+        urls: overrides of the download source, e.g. a mirror:
+            ``{"tinyshakespeare/input.txt": {"url": ..., "sha256": ...}}``.
+    """
+
+    splits: tuple[str, ...] = ("train", "val")
+    separator: str = "\n"
+    file = "tinyshakespeare/input.txt"
+
+    def __init__(self, download: bool = True,
+                 urls: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.download = download
+        self.urls = dict(urls or {})
+
+    def _path(self, root: Path) -> Path:
+        return require(root, self.file, sources={**SHAKESPEARE_FILES, **self.urls},
+                       download=self.download, what="input.txt")
+
+    def prepare(self, root: Path) -> None:
+        self._path(root)
+
+    def fingerprint(self, root: Path) -> str:
+        return file_fingerprint(self._path(root))
+
+    def load(self, split: str, root: Path, on_error: str = "raise") -> tuple[list[str], int]:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for Tiny Shakespeare; "
+                             f"expected one of {self.splits}")
+        train, val = split_tinyshakespeare(read_text(self._path(root)))
+        return (train if split == "train" else val).split(self.separator), 0
+
+
+class TextFiles:
+    """The user's own UTF-8 text files (plain or .gz), one per split; Windows line endings
+    become ``\\n``.
+
+    Args:
+        train: the training text.
+        val: the validation text; None: the last ``val_fraction`` of the training text's
+            characters is held out as validation (and the rest trains).
+        test: an optional test text.
+        val_fraction: the share of ``train`` held out when there is no ``val`` file.
+    """
+
+    separator: str = "\n"
+
+    def __init__(
+        self,
+        train: str,
+        val: str | None = None,
+        test: str | None = None,
+        val_fraction: float = 0.1,
+    ) -> None:
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.paths = {k: Path(v).expanduser() for k, v in
+                      (("train", train), ("val", val), ("test", test)) if v}
+        self.val_fraction = val_fraction
+        self.splits = ("train", "val", *(("test",) if test else ()))
+
+    def _existing(self, split: str) -> Path:
+        return user_file(self.paths[split], split)
+
+    def prepare(self, root: Path) -> None:
+        for split in self.paths:
+            self._existing(split)
+
+    def fingerprint(self, root: Path) -> str:
+        # The held-out share changes the training text, so it is part of the identity.
+        held_out = "" if "val" in self.paths else f"-{self.val_fraction}"
+        return file_fingerprint(self._existing("train")) + held_out
+
+    def _text(self, split: str) -> str:
+        return read_text(self._existing(split)).replace("\r\n", "\n")
+
+    def load(self, split: str, root: Path, on_error: str = "raise") -> tuple[list[str], int]:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; this data has {self.splits}")
+        if split in self.paths and (split != "train" or "val" in self.paths):
+            text = self._text(split)
+        else:  # train and val both come from the train file
+            path, whole = self._existing("train"), self._text("train")
+            held_out = int(len(whole) * self.val_fraction)
+            if held_out == 0 or held_out == len(whole):
+                raise DataError(
+                    f"{path}: {len(whole)} characters are too few to hold out "
+                    f"val_fraction={self.val_fraction} as validation; expected a longer text "
+                    "or a val file (data.source.val)")
+            cut = len(whole) - held_out
+            text = whole[:cut] if split == "train" else whole[cut:]
+        return text.split(self.separator), 0
+
 
 MODES = ("stream", "sentences")
 
@@ -144,24 +270,14 @@ class LanguageModelDataModule(TextDataModule):
     def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
         """Batches of a split; ``shuffle`` applies to the sentences mode only (streams keep
         their order)."""
-        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
-                   "generator": self.generator()}
         if self.mode == "stream":
-            trainer = self.trainer
-            batcher = StreamBatcher(
-                self.stream(split), self.batch_size, self.seq_len,
-                num_replicas=trainer.world_size if trainer is not None else 1,
-                rank=trainer.global_rank if trainer is not None else 0,
-            )
-            return DataLoader(batcher, batch_size=None, shuffle=False, collate_fn=stream_batch,
-                              **workers)
+            replicas, rank = self._shard()
+            batcher = StreamBatcher(self.stream(split), self.batch_size, self.seq_len,
+                                    num_replicas=replicas, rank=rank)
+            return self.loader(batcher, stream_batch)
         data = self.sentences(split)
-        return DataLoader(
-            data,
-            batch_sampler=self.batch_sampler([len(ids) for ids in data], shuffle=shuffle),
-            collate_fn=SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id),
-            **workers,
-        )
+        return self.loader(data, SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id),
+                           self.batch_sampler([len(ids) for ids in data], shuffle=shuffle))
 
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:

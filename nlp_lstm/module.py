@@ -1,0 +1,82 @@
+"""What every task's LightningModule shares: optimization from partial factories, checkpoint
+metadata, the checkpoint format check, and the prediction contract.
+
+A task module wraps a plain ``nn.Module`` network (tensor-only ``forward``), owns the loss,
+metrics, optimizer and tokenizer(s), takes plain hyperparameters and calls
+``save_hyperparameters()``, so ``load_from_checkpoint(path)`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+
+from nlp_lstm import __version__
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+#: The layout of checkpoints this version writes and reads. Format 1 (nlp-lstm 0.1) stored the
+#: networks' layers on the module itself and their encoder settings flat.
+CHECKPOINT_FORMAT = 2
+
+
+def check_format(meta: dict[str, Any], where: str) -> None:
+    """A ValueError unless ``meta`` (a checkpoint's ``nlp_lstm`` entry) has our format."""
+    found = meta.get("format", 1)
+    if found != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{where} is in checkpoint format {found} (written by nlp-lstm "
+            f"{meta.get('version', '?')}); this version ({__version__}) reads format "
+            f"{CHECKPOINT_FORMAT}: retrain the model, or use the nlp-lstm version that wrote it")
+
+
+class TaskModule(pl.LightningModule):
+    """Base of every task's LightningModule.
+
+    Subclasses set ``task`` (the registry name written into checkpoints), build their network
+    in ``__init__`` and implement the Lightning steps and ``predict_texts``.
+
+    Args:
+        optimizer: a partial optimizer (``_partial_: true`` in YAML); needed to train only.
+        scheduler: a partial ``WarmupCosineLR`` (or any scheduler taking ``total_steps``),
+            stepped every optimizer step.
+    """
+
+    task: ClassVar[str] = ""
+
+    def __init__(
+        self, optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        #: Results of the last test run that are not scalars (e.g. a confusion matrix), by name;
+        #: the train and eval commands report them as ``<split>/<name>``.
+        self.results: dict[str, Any] = {}
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("this model was built without an optimizer; pass `optimizer` to train")
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        schedule = {"scheduler": scheduler, "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nlp_lstm"] = {"task": self.task, "model": type(self).__name__,
+                                  "version": __version__, "format": CHECKPOINT_FORMAT}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before loading the weights, also when resuming a run.
+        check_format(checkpoint.get("nlp_lstm") or {}, "the checkpoint")
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """One JSON-serializable result per text, and how many texts the length guard cut."""
+        raise NotImplementedError

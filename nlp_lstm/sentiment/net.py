@@ -1,0 +1,73 @@
+"""Sentiment networks: plain ``nn.Module``s, tensor in, tensor out.
+
+    LSTMClassifierNet: tokens (B, T) -> embedding (B, T, E) -> LSTMEncoder (B, T, D*H)
+        -> pooling (B, D*H) -> dropout -> linear (B, C)
+    BagOfWordsNet: tokens (B, T) -> embedding (B, T, E) -> masked mean (B, E) -> MLP (B, C)
+
+The bag of words is blind to word order by construction: it measures how much of a data set
+can be solved without reading order.
+
+Legend: B batch, T time, E embedding, H hidden, D directions, L layers, C classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from nlp_lstm.nn import Pooling, build_encoder, lengths_to_mask
+
+
+class LSTMClassifierNet(nn.Module):
+    """A (bidirectional) LSTM text classifier.
+
+    Args:
+        vocab_size, num_classes, pad_id: from the tokenizer and the labels.
+        embedding_dim: E.
+        encoder: ``LSTMEncoder`` keyword arguments (hidden_size, num_layers, bidirectional,
+            dropout between layers, cell, layer_norm, weight_drop, impl, init).
+        pooling: ``last``, ``mean``, ``max`` or ``attention``.
+        dropout: on the embeddings and before the head.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, pad_id: int, embedding_dim: int,
+                 encoder: Mapping[str, object], pooling: str, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.encoder = build_encoder(embedding_dim, encoder)
+        self.pooling = Pooling(pooling, self.encoder.output_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.output_size, num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T), lengths (B,) -> logits (B, C)."""
+        embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
+        outputs, state = self.encoder(embedded, lengths)  # (B, T, D*H), state
+        h_n = state[0] if self.encoder.cell == "lstm" else state  # (L*D, B, H)
+        D = self.encoder.num_directions
+        last = h_n[-D:].transpose(0, 1).reshape(len(tokens), -1)  # (B, D*H), last layer
+        mask = lengths_to_mask(lengths.to(tokens.device), tokens.size(1))  # (B, T)
+        pooled = self.pooling(outputs, mask, last)  # (B, D*H)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+
+class BagOfWordsNet(nn.Module):
+    """Mean of word embeddings through an MLP with one hidden layer of ``hidden_size``."""
+
+    def __init__(self, vocab_size: int, num_classes: int, pad_id: int, embedding_dim: int,
+                 hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.pooling = Pooling("mean", embedding_dim)
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(embedding_dim, hidden_size), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(hidden_size, num_classes),
+        )
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T), lengths (B,) -> logits (B, C)."""
+        mask = lengths_to_mask(lengths.to(tokens.device), tokens.size(1))  # (B, T)
+        mean = self.pooling(self.embedding(tokens), mask)  # (B, E)
+        return self.mlp(mean)  # (B, C)

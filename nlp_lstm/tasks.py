@@ -1,0 +1,101 @@
+"""The task registry: what the generic train, evaluate, predict and checkpoint loading need to
+know of each task, and nothing else. Adding a task means adding its package and one ``Task``
+here (or ``register``-ing it); no generic module changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from nlp_lstm.data.base import TextDataModule
+from nlp_lstm.module import TaskModule
+from nlp_lstm.sentiment import (
+    BagOfWordsClassifier,
+    SentimentClassifier,
+    SentimentDataModule,
+    TextClassifier,
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task as the generic commands see it.
+
+    Attributes:
+        name: the ``task.name`` of configs and checkpoints.
+        datamodule: the data module class every ``data=`` option of the task builds.
+        models: the model classes a checkpoint of the task may name. Loading resolves names
+            here and nowhere else, so a checkpoint can never make us import arbitrary code.
+        model_inputs: what a new model learns from the data module, as constructor keyword
+            arguments (the tokenizer(s) as JSON, label names, ...).
+        eval_data: builds the data module that evaluates a trained model from a ``data``
+            config: it passes the model's tokenizer(s) and checks that data and model agree.
+        report: prints what the metrics table does not show (e.g. a confusion matrix); None:
+            nothing more.
+    """
+
+    name: str
+    datamodule: type[TextDataModule]
+    models: tuple[type[TaskModule], ...]
+    model_inputs: Callable[[Any], dict[str, Any]]
+    eval_data: Callable[[DictConfig, Any], TextDataModule]
+    report: Callable[[dict[str, Any], Any, Console], None] | None = None
+
+    def model_class(self, name: str) -> type[TaskModule] | None:
+        return next((cls for cls in self.models if cls.__name__ == name), None)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add (or replace) a task; returns it."""
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+# ------------------------------------------------------------------ sentiment
+def _sentiment_eval_data(data: DictConfig, model: TextClassifier) -> SentimentDataModule:
+    if "labels" in data.source:  # user files: the checkpoint fixes the class order
+        data.source.labels = list(model.labels)
+    datamodule = instantiate(data, trained_tokenizer=model.tokenizer.to_json())
+    if list(datamodule.labels) != list(model.labels):
+        raise ValueError(f"the data's labels {list(datamodule.labels)} differ from the "
+                         f"checkpoint's {list(model.labels)}")
+    return datamodule
+
+
+def _confusion(metrics: dict[str, Any], model: TextClassifier, console: Console) -> None:
+    confusion = next((v for k, v in metrics.items() if k.endswith("/confusion")), None)
+    if confusion is None:
+        return
+    table = Table(title="Confusion (rows: true, columns: predicted)")
+    table.add_column("")
+    for label in model.labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(model.labels, confusion, strict=True):
+        table.add_row(label, *map(str, row))
+    console.print(table)
+
+
+register(Task(
+    name="sentiment",
+    datamodule=SentimentDataModule,
+    models=(SentimentClassifier, BagOfWordsClassifier),
+    model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(), "labels": list(dm.labels)},
+    eval_data=_sentiment_eval_data,
+    report=_confusion,
+))
