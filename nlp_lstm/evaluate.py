@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from nlp_lstm.checkpoint import load_model
+from nlp_lstm.report import print_metrics
 from nlp_lstm.tasks import Task, get_task
 
 
@@ -51,20 +52,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _print(metrics: dict[str, Any], task: Task, model: Any, path: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title="Metrics")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-        elif isinstance(value, int):
-            table.add_row(key, str(value))
-    console.print(table)
-    if task.report is not None:
-        task.report(metrics, model, console)
+    console = print_metrics(metrics, "Metrics", task, model)
     console.print(f"Metrics written to {path}", highlight=False)
     print(json.dumps(metrics))

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
-from nlp_lstm.tasks import get_task
+from nlp_lstm.report import print_metrics
+from nlp_lstm.tasks import Task, get_task
 
 
 def _number(value: Any) -> Any:
@@ -64,21 +65,12 @@ def train(cfg: DictConfig) -> float | None:
     metrics["checkpoint"] = best
     if trainer.is_global_zero:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _report(metrics, best)
+        _report(metrics, best, task, model)
     return metrics.get(cfg.task.monitor)
 
 
-def _report(metrics: dict[str, Any], best: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Final metrics (best checkpoint)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-    Console().print(table)
+def _report(metrics: dict[str, Any], best: str, task: Task, model: Any) -> None:
+    print_metrics(metrics, "Final metrics (best checkpoint)", task, model)
     val = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                     if k.startswith("val/") and isinstance(v, float))
     print(f"Best checkpoint: {best or '(none saved)'}")

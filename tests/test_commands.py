@@ -72,6 +72,16 @@ def _other_task(tmp_path: Path, checkpoint: Path) -> Path:
     return path
 
 
+def _format_1(tmp_path: Path, checkpoint: Path) -> Path:
+    """A checkpoint as nlp-lstm 0.1 wrote it: no format field, the network on the module."""
+    raw = torch.load(checkpoint, weights_only=True)
+    raw["nlp_lstm"] = {"task": "sentiment", "model": "SentimentClassifier", "version": "0.1.0"}
+    raw["state_dict"] = {k.removeprefix("net."): v for k, v in raw["state_dict"].items()}
+    path = tmp_path / "format1.ckpt"
+    torch.save(raw, path)
+    return path
+
+
 def _corrupt(tmp_path: Path, checkpoint: Path) -> Path:
     path = tmp_path / "corrupt.ckpt"
     path.write_bytes(checkpoint.read_bytes()[:1000])
@@ -85,6 +95,9 @@ def _corrupt(tmp_path: Path, checkpoint: Path) -> Path:
         (lambda t, c: ["--ckpt", str(_corrupt(t, c)), "hi"], "not a readable checkpoint"),
         (lambda t, c: ["--ckpt", str(_tampered(t, c)), "hi"], "refusing to load"),
         (lambda t, c: ["--ckpt", str(_other_task(t, c)), "hi"], "'generation' checkpoint"),
+        (lambda t, c: ["--ckpt", str(_format_1(t, c)), "hi"],
+         "is in checkpoint format 1 (written by nlp-lstm 0.1.0); this version (0.2.0) reads "
+         "format 2: retrain the model"),
         (lambda t, c: ["--ckpt", str(c), "   "], "argument 1 is empty or whitespace"),
         (lambda t, c: ["--ckpt", str(c), ""], "argument 1 is empty"),
         (lambda t, c: ["--ckpt", str(c)], "no input"),
@@ -154,4 +167,17 @@ def test_train_bad_value_exits_2(tmp_path):
         env={**os.environ, "NLP_LSTM_DEBUG": ""},
     )
     assert proc.returncode == 2 and "pooling must be one of" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_resuming_from_an_old_format_checkpoint_exits_2(checkpoint, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "train.py", f"ckpt_path={_format_1(tmp_path, checkpoint)}",
+         "data.source.num_examples=600", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}/run",
+         "model.embedding_dim=32", "model.encoder.hidden_size=32"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NLP_LSTM_DEBUG": ""},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "error: the checkpoint is in checkpoint format 1" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.sampler import BucketBatchSampler
+from nlp_lstm.data.sampler import BucketBatchSampler, check_batch_limits
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
 
 ON_ERROR = ("raise", "skip")
@@ -98,12 +98,8 @@ class TextDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size is None and max_tokens is None:
-            raise ValueError("give data.batch_size, data.max_tokens or both")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        # Checked here too, since the sampler is built long after the configuration.
+        check_batch_limits(batch_size, max_tokens, prefix="data.")
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
         if on_error not in ON_ERROR:

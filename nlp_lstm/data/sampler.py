@@ -30,6 +30,16 @@ def padding_waste(batches: Sequence[Sequence[int]], *lengths: Sequence[int]) -> 
     return padded / real if real else 0.0
 
 
+def check_batch_limits(batch_size: int | None, max_tokens: int | None, prefix: str = "") -> None:
+    """A ValueError unless at least one limit is given and each given one is positive;
+    ``prefix`` names where they are set (e.g. ``"data."``)."""
+    if batch_size is None and max_tokens is None:
+        raise ValueError(f"give {prefix}batch_size, {prefix}max_tokens or both")
+    for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"{prefix}{name} must be positive, got {value}")
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of examples of similar length, shuffled, reproducible and DDP-aware.
 
@@ -81,12 +91,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         even_shards: bool = True,
     ) -> None:
-        if batch_size is None and max_tokens is None:
-            raise ValueError("give batch_size, max_tokens or both")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        check_batch_limits(batch_size, max_tokens)
         if bucket_size_multiplier < 1:
             raise ValueError(f"bucket_size_multiplier must be >= 1, got {bucket_size_multiplier}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:

@@ -32,7 +32,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp_lstm.data.splits import SPLITS, take_split
+from nlp_lstm.data.generated import GeneratedCorpus, draw_distinct
 
 # Distinct initials: the first character of the closing name is determined by the opening.
 NAMES = (
@@ -94,24 +94,11 @@ def _story(rng: random.Random) -> Story:
 
 def generate_stories(num_documents: int, seed: int = 0) -> list[Story]:
     """``num_documents`` distinct stories, deterministic in ``seed``."""
-    if num_documents < 1:
-        raise ValueError(f"num_documents must be positive, got {num_documents}")
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    stories: list[Story] = []
-    attempts = 0
-    while len(stories) < num_documents:
-        attempts += 1
-        if attempts > 20 * num_documents + 1000:
-            raise ValueError(f"the grammar cannot produce {num_documents} distinct stories")
-        story = _story(rng)
-        if story.text not in seen:  # distinct, so no story is in two splits
-            seen.add(story.text)
-            stories.append(story)
-    return stories
+    # Distinct, so no story is in two splits.
+    return draw_distinct(_story, lambda story: story.text, num_documents, seed, "stories")
 
 
-class SyntheticText:
+class SyntheticText(GeneratedCorpus[Story]):
     """The embedded language-modelling corpus as a data source: stories split 80/10/10.
 
     Documents are stories (several lines each); a stream joins them with a blank line.
@@ -121,27 +108,19 @@ class SyntheticText:
         seed: the generator's seed; the same seed gives the same corpus on every machine.
     """
 
-    splits: tuple[str, ...] = SPLITS
     separator: str = "\n\n"
+    name = f"synthetic-text-v{VERSION}"
+    size_arg = "num_documents"
 
     def __init__(self, num_documents: int = 1500, seed: int = 0) -> None:
-        if num_documents < 10:
-            raise ValueError(f"num_documents must be at least 10, got {num_documents}")
-        self.num_documents = num_documents
-        self.seed = seed
-        self._stories: list[Story] | None = None
+        super().__init__(num_documents, seed)
 
-    def prepare(self, root: Path) -> None:
-        """Nothing to fetch: the corpus is generated."""
-
-    def fingerprint(self, root: Path) -> str:
-        return f"synthetic-text-v{VERSION}-{self.num_documents}-{self.seed}"
+    def generate(self) -> list[Story]:
+        return generate_stories(self.size, self.seed)
 
     def stories(self, split: str) -> list[Story]:
         """The stories of one split, with their facts."""
-        if self._stories is None:  # generated once, then split
-            self._stories = generate_stories(self.num_documents, self.seed)
-        return take_split(self._stories, split, "synthetic text corpus")
+        return self.items(split)
 
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[str], int]:

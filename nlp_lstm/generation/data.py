@@ -167,7 +167,7 @@ class SentenceCollate:
         return {"input": inputs, "target": target, "lengths": lengths}
 
 
-class LanguageModelDataModule(TextDataModule):
+class GenerationDataModule(TextDataModule):
     """Serves next-token batches of int64 CPU tensors, in one of two modes.
 
     ``stream`` (default): a split's documents, joined by the source's ``separator``, form one

@@ -6,8 +6,11 @@ Gate order i, f, g, o, as in ``torch.nn.LSTM``:
     c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
     h_t = sigmoid(o) * tanh(c_t)
 
-The input half of the gate pre-activation does not depend on h, so the encoder computes it for all
-time steps in one matmul and hands each step only its slice (``lstm_step``).
+``lstm_step`` is one step of this recurrence given the input half of the gate pre-activation
+(which does not depend on h, so a caller may compute it for many steps in one matmul).
+``LSTMCell`` applies it to one input per call, as a decoder does, one token at a time. The
+encoder runs whole sequences with its own in-place recurrence and hand-written backward
+(``autograd.py``), exact against ``nn.LSTM`` like this cell.
 
 Legend: B batch, I input features, H hidden.
 """
@@ -43,7 +46,7 @@ def lstm_step(
 class LSTMCell(nn.Module):
     """A single LSTM cell with the parameter names and shapes of ``torch.nn.LSTMCell``.
 
-    Used step by step by decoders; the encoder runs whole sequences with ``lstm_step``.
+    Used step by step by decoders; the encoder runs whole sequences (``autograd.py``).
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp_lstm.data.splits import SPLITS, take_split
+from nlp_lstm.data.generated import GeneratedCorpus, draw_distinct
 
 LABELS = ("negative", "positive")
 
@@ -107,24 +107,11 @@ def _sentence(rng: random.Random) -> Example:
 
 def generate_sentiment(num_examples: int, seed: int = 0) -> list[Example]:
     """``num_examples`` distinct sentences, deterministic in ``seed``."""
-    if num_examples < 1:
-        raise ValueError(f"num_examples must be positive, got {num_examples}")
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    examples: list[Example] = []
-    attempts = 0
-    while len(examples) < num_examples:
-        attempts += 1
-        if attempts > 20 * num_examples + 1000:
-            raise ValueError(f"the grammar cannot produce {num_examples} distinct sentences")
-        example = _sentence(rng)
-        if example.text.lower() not in seen:  # distinct after lowercasing: no split leaks
-            seen.add(example.text.lower())
-            examples.append(example)
-    return examples
+    # Distinct after lowercasing: no split leaks.
+    return draw_distinct(_sentence, lambda e: e.text.lower(), num_examples, seed, "sentences")
 
 
-class SyntheticSentiment:
+class SyntheticSentiment(GeneratedCorpus[Example]):
     """The embedded corpus as a data source: train/val/test splits of distinct sentences.
 
     Args:
@@ -133,25 +120,15 @@ class SyntheticSentiment:
     """
 
     labels: tuple[str, ...] = LABELS
-    splits: tuple[str, ...] = SPLITS
+    name = "synthetic-sentiment"
 
     def __init__(self, num_examples: int = 10_000, seed: int = 0) -> None:
-        if num_examples < 10:
-            raise ValueError(f"num_examples must be at least 10, got {num_examples}")
-        self.num_examples = num_examples
-        self.seed = seed
-        self._examples: list[Example] | None = None
+        super().__init__(num_examples, seed)
 
-    def prepare(self, root: Path) -> None:
-        """Nothing to fetch: the corpus is generated."""
-
-    def fingerprint(self, root: Path) -> str:
-        return f"synthetic-sentiment-{self.num_examples}-{self.seed}"
+    def generate(self) -> list[Example]:
+        return generate_sentiment(self.size, self.seed)
 
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[tuple[str, int]], int]:
         """The (text, label index) pairs of one split, and 0 skipped."""
-        if self._examples is None:  # generated once, then split
-            self._examples = generate_sentiment(self.num_examples, self.seed)
-        part = take_split(self._examples, split, "synthetic sentiment corpus")
-        return [(e.text, e.label) for e in part], 0
+        return [(e.text, e.label) for e in self.items(split)], 0

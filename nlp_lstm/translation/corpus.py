@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp_lstm.data.splits import SPLITS, take_split
+from nlp_lstm.data.generated import GeneratedCorpus, draw_distinct
 
 # ------------------------------------------------------------------------------- lexicon
 # Nouns: (English singular, English plural, German singular, German plural, gender).
@@ -339,26 +339,15 @@ def count_words(text: str) -> int:
 def generate_translation(num_examples: int, seed: int = 0) -> list[Pair]:
     """``num_examples`` pairs with distinct English sides of 5 to 20 tokens, deterministic in
     ``seed``; tokens are words and punctuation marks (``count_words``)."""
-    if num_examples < 1:
-        raise ValueError(f"num_examples must be positive, got {num_examples}")
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    pairs: list[Pair] = []
-    attempts = 0
-    while len(pairs) < num_examples:
-        attempts += 1
-        if attempts > 20 * num_examples + 1000:
-            raise ValueError(f"the grammar cannot produce {num_examples} distinct sentences")
-        pair = _pair(rng)
-        if not MIN_TOKENS <= count_words(pair.source) <= MAX_TOKENS:
-            continue
-        if pair.source.lower() not in seen:  # distinct after lowercasing: no split leaks
-            seen.add(pair.source.lower())
-            pairs.append(pair)
-    return pairs
+
+    def key(pair: Pair) -> str | None:  # distinct after lowercasing: no split leaks
+        fits = MIN_TOKENS <= count_words(pair.source) <= MAX_TOKENS
+        return pair.source.lower() if fits else None
+
+    return draw_distinct(_pair, key, num_examples, seed, "sentences")
 
 
-class SyntheticTranslation:
+class SyntheticTranslation(GeneratedCorpus[Pair]):
     """The embedded parallel corpus as a data source: train/val/test splits (80/10/10) of
     distinct sentence pairs.
 
@@ -367,27 +356,17 @@ class SyntheticTranslation:
         seed: the generator's seed; the same seed gives the same corpus on every machine.
     """
 
-    splits: tuple[str, ...] = SPLITS
     src_lang: str = "en"
     tgt_lang: str = "de-synthetic"
+    name = "synthetic-translation"
 
     def __init__(self, num_examples: int = 20_000, seed: int = 0) -> None:
-        if num_examples < 10:
-            raise ValueError(f"num_examples must be at least 10, got {num_examples}")
-        self.num_examples = num_examples
-        self.seed = seed
-        self._pairs: list[Pair] | None = None
+        super().__init__(num_examples, seed)
 
-    def prepare(self, root: Path) -> None:
-        """Nothing to fetch: the corpus is generated."""
-
-    def fingerprint(self, root: Path) -> str:
-        return f"synthetic-translation-{self.num_examples}-{self.seed}"
+    def generate(self) -> list[Pair]:
+        return generate_translation(self.size, self.seed)
 
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[tuple[str, str]], int]:
         """The (source, target) pairs of one split, and 0 skipped."""
-        if self._pairs is None:  # generated once, then split
-            self._pairs = generate_translation(self.num_examples, self.seed)
-        part = take_split(self._pairs, split, "synthetic translation corpus")
-        return [(p.source, p.target) for p in part], 0
+        return [(p.source, p.target) for p in self.items(split)], 0
