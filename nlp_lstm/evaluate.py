@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from nlp_lstm.tasks import Task, get_task
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Metrics of ``cfg.ckpt_path`` on ``cfg.split`` of ``cfg.data``, written to ``cfg.output``
-    (default: ``outputs/eval/<checkpoint name>-<split>.json``)."""
+    (default: ``outputs/eval/<checkpoint name>-<split>.json``); the model's text outputs (if
+    the task has any) go to the same path with the suffix ``.txt``."""
     task = get_task(cfg.task.name)
     model = load_model(cfg.ckpt_path, task=task.name)
-    datamodule = task.eval_data(cfg.data, model)
+    datamodule = task.prepare_eval(cfg, model)
     if cfg.split not in datamodule.splits and not getattr(datamodule.source, "any_split", False):
         raise ValueError(f"split={cfg.split!r} is not in the data; expected one of "
                          f"{datamodule.splits}")
@@ -32,20 +34,28 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     loader = datamodule.dataloader(cfg.split)
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         raw = trainer.test(model, dataloaders=loader, verbose=False)[0]
+    seconds = time.perf_counter() - start
     # test_step logs under "test/"; name the metrics after the split that was evaluated.
     metrics: dict[str, Any] = {
         f"{cfg.split}/{key.split('/', 1)[1]}": float(value) for key, value in sorted(raw.items())
     }
     metrics.update({f"{cfg.split}/{name}": value for name, value in model.results.items()})
     metrics["examples"] = len(loader.dataset)
+    metrics["seconds"] = round(seconds, 3)
+    metrics["examples_per_second"] = round(len(loader.dataset) / seconds, 1)
     metrics["truncated_examples"] = datamodule.truncated
     metrics["checkpoint"] = str(cfg.ckpt_path)
 
     output = Path(cfg.output or f"outputs/eval/{Path(cfg.ckpt_path).stem}-{cfg.split}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
+    if model.outputs:  # e.g. translations, one per line in data order
+        outputs = output.with_suffix(".txt")
+        outputs.write_text("".join(f"{line}\n" for line in model.outputs), encoding="utf-8")
+        metrics["outputs"] = str(outputs)
     output.write_text(json.dumps(metrics, indent=2) + "\n")
     _print(metrics, task, model, str(output))
     return metrics

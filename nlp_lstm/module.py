@@ -57,6 +57,9 @@ class TaskModule(pl.LightningModule):
         #: Results of the last test run that are not scalars (e.g. a confusion matrix), by name;
         #: the train and eval commands report them as ``<split>/<name>``.
         self.results: dict[str, Any] = {}
+        #: Text outputs of the last test run, one per example in data order (e.g. translations);
+        #: the eval command writes them next to the metrics, one per line.
+        self.outputs: list[str] = []
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

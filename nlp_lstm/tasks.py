@@ -35,8 +35,9 @@ class Task:
             here and nowhere else, so a checkpoint can never make us import arbitrary code.
         model_inputs: what a new model learns from the data module, as constructor keyword
             arguments (the tokenizer(s) as JSON, label names, ...).
-        eval_data: builds the data module that evaluates a trained model from a ``data``
-            config: it passes the model's tokenizer(s) and checks that data and model agree.
+        prepare_eval: builds, from an eval config, the data module that evaluates a trained
+            model (it passes the model's tokenizer(s) and checks that data and model agree),
+            and applies the config's task-specific evaluation settings to the model.
         report: prints what the metrics table does not show (e.g. a confusion matrix); None:
             nothing more.
     """
@@ -45,7 +46,7 @@ class Task:
     datamodule: type[TextDataModule]
     models: tuple[type[TaskModule], ...]
     model_inputs: Callable[[Any], dict[str, Any]]
-    eval_data: Callable[[DictConfig, Any], TextDataModule]
+    prepare_eval: Callable[[DictConfig, Any], TextDataModule]
     report: Callable[[dict[str, Any], Any, Console], None] | None = None
 
     def model_class(self, name: str) -> type[TaskModule] | None:
@@ -68,7 +69,8 @@ def get_task(name: str) -> Task:
 
 
 # ------------------------------------------------------------------ sentiment
-def _sentiment_eval_data(data: DictConfig, model: TextClassifier) -> SentimentDataModule:
+def _sentiment_eval(cfg: DictConfig, model: TextClassifier) -> SentimentDataModule:
+    data = cfg.data
     if "labels" in data.source:  # user files: the checkpoint fixes the class order
         data.source.labels = list(model.labels)
     datamodule = instantiate(data, trained_tokenizer=model.tokenizer.to_json())
@@ -96,6 +98,6 @@ register(Task(
     datamodule=SentimentDataModule,
     models=(SentimentClassifier, BagOfWordsClassifier),
     model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(), "labels": list(dm.labels)},
-    eval_data=_sentiment_eval_data,
+    prepare_eval=_sentiment_eval,
     report=_confusion,
 ))

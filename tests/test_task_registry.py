@@ -135,7 +135,8 @@ TOY = Task(
     datamodule=FirstWordData,
     models=(FirstWordModule,),
     model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json()},
-    eval_data=lambda data, model: instantiate(data, trained_tokenizer=model.tokenizer.to_json()),
+    prepare_eval=lambda cfg, model: instantiate(cfg.data,
+                                                trained_tokenizer=model.tokenizer.to_json()),
 )
 
 DATA = {"_target_": f"{__name__}.FirstWordData",

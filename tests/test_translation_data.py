@@ -120,6 +120,8 @@ def test_batches_frame_the_target_and_pad_with_zero():
     B, S = batch["src"].shape
     T = batch["tgt_in"].shape[1]
     assert B == 8 and batch["tgt_out"].shape == (B, T)
+    references = batch.pop("references")
+    assert len(set(batch.pop("index").tolist())) == B
     assert all(v.dtype == torch.int64 and v.device.type == "cpu" for v in batch.values())
     tok = dm.target_tokenizer
     assert (batch["tgt_in"][:, 0] == tok.bos_id).all()
@@ -129,6 +131,7 @@ def test_batches_frame_the_target_and_pad_with_zero():
         assert (batch["tgt_in"][row, t:] == 0).all() and (batch["tgt_out"][row, t:] == 0).all()
         assert batch["tgt_out"][row, t - 1] == tok.eos_id
         assert torch.equal(batch["tgt_in"][row, 1:t], batch["tgt_out"][row, : t - 1])
+        assert tok.decode(batch["tgt_out"][row, : t - 1].tolist()) == references[row]
     assert int(batch["src_lengths"].max()) == S and int(batch["tgt_lengths"].max()) == T
     assert dm.train_dataloader().batch_sampler.shuffle
     assert not dm.val_dataloader().batch_sampler.shuffle

@@ -230,8 +230,10 @@ EncodedPair = tuple[list[int], list[int]]
 
 
 class TranslationCollate:
-    """Collate encoded pairs into ``{"src": (B, S), "src_lengths": (B,), "tgt_in": (B, T),
-    "tgt_out": (B, T), "tgt_lengths": (B,)}``, all int64 on CPU, padded with ``pad_id``.
+    """Collate (encoded pair, raw target sentence, index in the split) examples into
+    ``{"src": (B, S), "src_lengths": (B,), "tgt_in": (B, T), "tgt_out": (B, T),
+    "tgt_lengths": (B,), "index": (B,)}``, all int64 on CPU, padded with ``pad_id``, and
+    ``"references"``: the B raw target sentences (what BLEU compares a translation with).
 
     ``tgt_in`` is the framed target without its last token (it starts with <bos>), ``tgt_out``
     without its first (it ends with <eos>, unless the length guard cut the sentence), so
@@ -241,12 +243,14 @@ class TranslationCollate:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, examples: Sequence[EncodedPair]) -> dict[str, torch.Tensor]:
-        src, src_lengths = pad_sequences([s for s, _ in examples], self.pad_id)  # (B, S), (B,)
-        tgt_in, tgt_lengths = pad_sequences([t[:-1] for _, t in examples], self.pad_id)  # (B, T)
-        tgt_out, _ = pad_sequences([t[1:] for _, t in examples], self.pad_id)  # (B, T)
+    def __call__(self, examples: Sequence[tuple[EncodedPair, str, int]]) -> dict[str, Any]:
+        pairs = [pair for pair, _, _ in examples]
+        src, src_lengths = pad_sequences([s for s, _ in pairs], self.pad_id)  # (B, S), (B,)
+        tgt_in, tgt_lengths = pad_sequences([t[:-1] for _, t in pairs], self.pad_id)  # (B, T)
+        tgt_out, _ = pad_sequences([t[1:] for _, t in pairs], self.pad_id)  # (B, T)
         return {"src": src, "src_lengths": src_lengths, "tgt_in": tgt_in, "tgt_out": tgt_out,
-                "tgt_lengths": tgt_lengths}
+                "tgt_lengths": tgt_lengths, "index": torch.tensor([i for _, _, i in examples]),
+                "references": [ref for _, ref, _ in examples]}
 
 
 class TranslationDataModule(TextDataModule):
@@ -374,7 +378,9 @@ class TranslationDataModule(TextDataModule):
         data = self.dataset(split)
         src_lengths, tgt_lengths = self._lengths(data)
         lengths = [max(s, t) for s, t in zip(src_lengths, tgt_lengths, strict=True)]
-        return self.loader(data, TranslationCollate(self.tokenizer.pad_id),
+        references = [tgt for _, tgt in self._examples(split)]
+        return self.loader(list(zip(data, references, range(len(data)), strict=True)),
+                           TranslationCollate(self.tokenizer.pad_id),
                            self.batch_sampler(lengths, shuffle=shuffle))
 
     # ----------------------------------------------------------- statistics
