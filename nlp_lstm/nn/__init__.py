@@ -1,5 +1,7 @@
-"""Networks, torch only (no Lightning, no Hydra): encoder, recurrences, cell, pooling, masking."""
+"""Networks, torch only (no Lightning, no Hydra): encoder, recurrences, cell, pooling, masking,
+attention, decoder, decoding."""
 
+from nlp_lstm.nn.attention import Attention
 from nlp_lstm.nn.autograd import lstm_sequence
 from nlp_lstm.nn.cell import LSTMCell, lstm_step
 from nlp_lstm.nn.encoder import LSTMEncoder, reverse_padded
@@ -8,6 +10,7 @@ from nlp_lstm.nn.masking import lengths_to_mask
 from nlp_lstm.nn.pooling import Pooling
 
 __all__ = [
+    "Attention",
     "LSTMCell",
     "LSTMEncoder",
     "Pooling",
