@@ -3,7 +3,9 @@ attention, decoder, decoding."""
 
 from nlp_lstm.nn.attention import Attention
 from nlp_lstm.nn.autograd import lstm_sequence
+from nlp_lstm.nn.bridge import Bridge
 from nlp_lstm.nn.cell import LSTMCell, lstm_step
+from nlp_lstm.nn.decoder import AttentionDecoder, DecoderState, Memory
 from nlp_lstm.nn.encoder import LSTMEncoder, reverse_padded
 from nlp_lstm.nn.gru import gru_step
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -11,8 +13,12 @@ from nlp_lstm.nn.pooling import Pooling
 
 __all__ = [
     "Attention",
+    "AttentionDecoder",
+    "Bridge",
+    "DecoderState",
     "LSTMCell",
     "LSTMEncoder",
+    "Memory",
     "Pooling",
     "gru_step",
     "lengths_to_mask",

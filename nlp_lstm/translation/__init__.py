@@ -1,0 +1,1 @@
+"""Translation: attention encoder-decoder networks on the shared LSTM encoder."""
