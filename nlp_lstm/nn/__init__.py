@@ -6,6 +6,7 @@ from nlp_lstm.nn.autograd import lstm_sequence
 from nlp_lstm.nn.bridge import Bridge
 from nlp_lstm.nn.cell import LSTMCell, lstm_step
 from nlp_lstm.nn.decoder import AttentionDecoder, DecoderState, Memory
+from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.encoder import LSTMEncoder, reverse_padded
 from nlp_lstm.nn.gru import gru_step
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -16,10 +17,13 @@ __all__ = [
     "AttentionDecoder",
     "Bridge",
     "DecoderState",
+    "Hypothesis",
     "LSTMCell",
     "LSTMEncoder",
     "Memory",
     "Pooling",
+    "beam_search",
+    "greedy",
     "gru_step",
     "lengths_to_mask",
     "lstm_sequence",
