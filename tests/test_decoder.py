@@ -123,6 +123,26 @@ def test_forward_equals_stepping(attention, input_feeding, tie):
         assert torch.count_nonzero(weights[~mask]) == 0
 
 
+@pytest.mark.parametrize("attention", ["luong_general", "bahdanau"])
+def test_target_lengths_skip_padded_steps_only(attention):
+    """With target lengths, every real position's logits are those of the full loop (rows
+    sorted and shrinking as targets end), and the attentional vectors past a length are 0."""
+    decoder = make_decoder(attention=attention)
+    tokens, state, memory, mask = decoder_inputs(decoder)
+    lengths = torch.tensor([2, 4, 1])  # unsorted, with 1 and T
+    full = decoder(tokens, state, memory, mask)
+    hidden = decoder.attentional(tokens, state, memory, mask, lengths)
+    packed = decoder.logits(hidden)
+    real = lengths_to_mask(lengths, tokens.size(1))
+    torch.testing.assert_close(packed[real], full[real], rtol=0, atol=1e-12)
+    assert torch.count_nonzero(hidden[~real]) == 0
+    garbage = tokens.masked_fill(~real, 7)  # tokens past the lengths must not matter
+    torch.testing.assert_close(decoder(garbage, state, memory, mask, lengths)[real], full[real],
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(decoder(tokens, state, memory, mask, torch.tensor([4, 4, 4])),
+                               full, rtol=0, atol=0)
+
+
 def test_step_is_pure():
     decoder = make_decoder(attention="bahdanau")
     tokens, state, memory, mask = decoder_inputs(decoder)
@@ -210,11 +230,14 @@ def test_seq2seq_padding_invariance(kwargs):
     src[0, 4:] = 0
     src[2, 2:] = 0
     tgt = torch.randint(4, 11, (3, 5))
+    tgt_lengths = torch.tensor([5, 2, 3])
     logits = net(src, src_lengths, tgt)
-    assert logits.shape == (3, 5, 11)
-    for b, n in enumerate(src_lengths.tolist()):
+    packed = net(src, src_lengths, tgt, tgt_lengths)
+    assert logits.shape == packed.shape == (3, 5, 11)
+    for b, (n, m) in enumerate(zip(src_lengths.tolist(), tgt_lengths.tolist(), strict=True)):
         alone = net(src[b : b + 1, :n], src_lengths[b : b + 1], tgt[b : b + 1])
         torch.testing.assert_close(logits[b : b + 1], alone, rtol=0, atol=1e-12)
+        torch.testing.assert_close(packed[b, :m], alone[0, :m], rtol=0, atol=1e-12)
 
 
 def test_seq2seq_forward_equals_stepping():
@@ -274,6 +297,10 @@ def test_call_errors():
         decoder(tokens, state, memory, mask.long())
     with pytest.raises(ValueError, match="h_0 has shape"):
         decoder.initial_state(state.h[:1], state.c)
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=4\], got min 0"):
+        decoder(tokens, state, memory, mask, torch.tensor([0, 2, 3]))
+    with pytest.raises(ValueError, match="lengths must be 1-D integers of size B=3"):
+        decoder(tokens, state, memory, mask, torch.tensor([2.0, 2.0, 3.0]))
     net = make_net()
     with pytest.raises(ValueError, match="src must be 2-D"):
         net(torch.zeros(3, dtype=torch.long), torch.tensor([1]), torch.zeros(1, 2).long())

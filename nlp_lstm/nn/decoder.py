@@ -18,8 +18,8 @@ input of the output layer and, with input feeding, the next step's feed (as in O
 ``step`` is a pure function of its inputs; ``forward`` (teacher forcing) loops over the same
 ``_advance`` and differs only in doing the work that does not depend on the recurrence once for
 all steps: the embeddings' share of the first layer's gates before the loop, the output layer
-(logits depend on ``h~_t`` only) after it. The attention keys are computed once per source
-(``prepare_memory``).
+(logits depend on ``h~_t`` only) after it. Given the target lengths, it skips padded steps.
+The attention keys are computed once per source (``prepare_memory``).
 
 Recurrent parameters carry ``torch.nn.LSTM``'s names, shapes and gate order (``weight_ih_l{k}``,
 ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``; i, f, g, o) and the encoder's ``init``
@@ -41,6 +41,7 @@ from torch import nn
 from nlp_lstm.nn.attention import Attention
 from nlp_lstm.nn.cell import lstm_step
 from nlp_lstm.nn.encoder import INITS, init_recurrent_weights
+from nlp_lstm.nn.packing import Packing
 
 
 class Memory(NamedTuple):
@@ -271,16 +272,63 @@ class AttentionDecoder(nn.Module):
                                                     self._layers())
         return self.logits(attentional), state, weights
 
-    def forward(
-        self, tokens: torch.Tensor, state: DecoderState, memory: Memory, memory_mask: torch.Tensor
+    def attentional(
+        self, tokens: torch.Tensor, state: DecoderState, memory: Memory,
+        memory_mask: torch.Tensor, lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Teacher forcing: tokens (B, T), <bos> first -> logits (B, T, V), the predictions of
-        the next tokens. Equal to ``step`` applied T times."""
+        """Teacher forcing up to the output layer: the attentional vectors h~.
+
+        Args:
+            tokens: (B, T), <bos> first.
+            state, memory, memory_mask: as for ``step``.
+            lengths: (B,) in [1, T], the real tokens of each row; None means all T. Steps past
+                a row's length are not computed: the rows run sorted by length, and each step
+                only the rows still running (``packing.py``, as in the encoder).
+
+        Returns:
+            (B, T, H), zero after each row's length; ``logits`` of it are ``forward``'s.
+        """
         self._check(tokens, 2, state, memory, memory_mask)
-        gates = self._embedding_gates(tokens.t())  # (T, B, 4H): each step a contiguous slice
+        B, T = tokens.shape
+        packing = Packing(_check_lengths(lengths, B, T, tokens.device), B, T, tokens.device)
+        rows = packing.pack(tokens.unsqueeze(2)).squeeze(1)  # (N,) time-major, longest first
+        gates = self._embedding_gates(rows)  # (N, 4H), every step's embedding share at once
+        if not packing.full:
+            order = packing.sorted_indices  # (B,)
+            state = state.select(order)
+            memory, memory_mask = memory.select(order), memory_mask.index_select(0, order)
         layers = self._layers()
         outputs = []
-        for gates_t in gates:
-            attentional, state, _ = self._advance(gates_t, state, memory, memory_mask, layers)
+        for gates_t in gates.split(packing.batch_sizes):  # T x (n, 4H), n rows still running
+            n = gates_t.size(0)
+            state = DecoderState(state.h[:, :n], state.c[:, :n], state.feed[:n])  # views
+            attentional, state, _ = self._advance(
+                gates_t, state, Memory(memory.values[:n], memory.keys[:n]), memory_mask[:n],
+                layers)
             outputs.append(attentional)
-        return self.logits(torch.stack(outputs, dim=1))  # (B, T, V)
+        return packing.unpack(torch.cat(outputs))  # (B, T, H)
+
+    def forward(
+        self, tokens: torch.Tensor, state: DecoderState, memory: Memory,
+        memory_mask: torch.Tensor, lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher forcing: tokens (B, T), <bos> first -> logits (B, T, V), the predictions of
+        the next tokens; equal to ``step`` applied T times. With ``lengths`` (B,), steps past a
+        row's length are skipped (see ``attentional``) and their logits are meaningless."""
+        return self.logits(self.attentional(tokens, state, memory, memory_mask, lengths))
+
+
+def _check_lengths(
+    lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device
+) -> torch.Tensor | None:
+    """lengths (B,) in [1, T] -> int64 on ``device``, or None when None or all T."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1 or lengths.numel() != batch or lengths.dtype.is_floating_point:
+        raise ValueError(f"lengths must be 1-D integers of size B={batch}, got "
+                         f"{tuple(lengths.shape)} of dtype {lengths.dtype}")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1 or hi > steps:
+        raise ValueError(f"lengths must lie in [1, T={steps}], got min {lo} and max {hi}")
+    return None if lo == steps else lengths.to(device=device, dtype=torch.int64)

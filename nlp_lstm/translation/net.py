@@ -11,6 +11,13 @@ the functions of ``nlp_lstm.nn.decoding`` drive it directly:
     beam_search(net.step, state, reorder=Seq2SeqState.select, bos_id=..., eos_id=...,
                 max_lengths=..., beam_size=5)
 
+Training computes the output layer on the real target tokens only (a third of a padded
+batch's positions is padding, and the output layer is the largest matmul):
+
+    mask = lengths_to_mask(tgt_lengths, T)  # (B, T)
+    hidden = net.attentional(src, src_lengths, tgt_in, tgt_lengths)[mask]  # (N, H)
+    loss = F.cross_entropy(net.decoder.logits(hidden), tgt_out[mask], label_smoothing=0.1)
+
 Legend: B batch, S source length, T target length, E embedding, H hidden, M memory size,
 L layers, D directions, V vocabulary.
 """
@@ -141,17 +148,27 @@ class Seq2Seq(nn.Module):
         return Seq2SeqState(self.decoder.prepare_memory(outputs), mask,
                             self.decoder.initial_state(h_0, c_0))
 
-    def forward(
-        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor
+    def attentional(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+        tgt_lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Teacher forcing: src (B, S), src_lengths (B,), tgt_in (B, T) starting with <bos>
-        -> logits (B, T, V) of the next target tokens."""
+        """Teacher forcing up to the output layer: (B, T, H), zero past each target length
+        (steps past it are not computed)."""
         _check_ids("src", src)
         _check_ids("tgt_in", tgt_in)
         if tgt_in.size(0) != src.size(0):
             raise ValueError(f"tgt_in must be (B={src.size(0)}, T), got {tuple(tgt_in.shape)}")
         memory, mask, state = self.encode(src, src_lengths)
-        return self.decoder(tgt_in, state, memory, mask)
+        return self.decoder.attentional(tgt_in, state, memory, mask, tgt_lengths)
+
+    def forward(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,
+        tgt_lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher forcing: src (B, S), src_lengths (B,), tgt_in (B, T) starting with <bos>,
+        tgt_lengths (B,) or None for all T -> logits (B, T, V) of the next target tokens
+        (meaningless past each target length)."""
+        return self.decoder.logits(self.attentional(src, src_lengths, tgt_in, tgt_lengths))
 
     def step(
         self, tokens: torch.Tensor, state: Seq2SeqState
