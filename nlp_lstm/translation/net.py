@@ -11,8 +11,9 @@ the functions of ``nlp_lstm.nn.decoding`` drive it directly:
     beam_search(net.step, state, reorder=Seq2SeqState.select, bos_id=..., eos_id=...,
                 max_lengths=..., beam_size=5)
 
-Training computes the output layer on the real target tokens only (a third of a padded
-batch's positions is padding, and the output layer is the largest matmul):
+Training should skip padded target steps and compute the output layer, the largest matmul,
+on the real target tokens only (a quarter to a third of a bucketed batch's positions are
+padding; 0.75x the step time at Multi30k's shape, ``benchmarks/seq2seq_step.py``):
 
     mask = lengths_to_mask(tgt_lengths, T)  # (B, T)
     hidden = net.attentional(src, src_lengths, tgt_in, tgt_lengths)[mask]  # (N, H)
