@@ -66,6 +66,31 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return x.gather(1, index.unsqueeze(2).expand_as(x))  # (B, T, F)
 
 
+def init_recurrent_weights(
+    w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, *,
+    cell: str = "lstm", init: str = "xavier",
+) -> None:
+    """Initialise one layer and direction in place (``w_hh`` is (G*H, H)).
+
+    ``"xavier"``: Xavier-uniform input weights, an orthogonal (H, H) block per gate of the
+    recurrent weights, zero biases except an LSTM forget-gate total bias of 1.0.
+    ``"torch"``: PyTorch's default, U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
+    """
+    H = w_hh.size(1)
+    with torch.no_grad():
+        if init == "torch":
+            for p in (w_ih, w_hh, b_ih, b_hh):
+                p.uniform_(-(H**-0.5), H**-0.5)
+            return
+        nn.init.xavier_uniform_(w_ih)
+        for block in w_hh.split(H, dim=0):  # G x (H, H), one per gate
+            nn.init.orthogonal_(block)
+        b_ih.zero_()
+        b_hh.zero_()
+        if cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
+            b_ih[H : 2 * H] = 1.0
+
+
 def _is_integer(dtype: torch.dtype) -> bool:
     return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
 
@@ -171,22 +196,10 @@ class LSTMEncoder(nn.Module):
         return self.num_directions * self.hidden_size
 
     def reset_parameters(self) -> None:
-        H = self.hidden_size
         with torch.no_grad():
             for names, sfx in zip(self._names, self._suffixes, strict=True):
-                w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in names)
-                if self.init == "torch":
-                    bound = H**-0.5
-                    for p in (w_ih, w_hh, b_ih, b_hh):
-                        p.uniform_(-bound, bound)
-                else:
-                    nn.init.xavier_uniform_(w_ih)
-                    for block in w_hh.split(H, dim=0):  # G x (H, H), one per gate
-                        nn.init.orthogonal_(block)
-                    b_ih.zero_()
-                    b_hh.zero_()
-                    if self.cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
-                        b_ih[H : 2 * H] = 1.0
+                init_recurrent_weights(*(getattr(self, n) for n in names), cell=self.cell,
+                                       init=self.init)
                 if self.layer_norm:
                     for part in ("ih", "hh", "c") if self.cell == "lstm" else ("ih", "hh"):
                         getattr(self, f"ln_{part}_weight_{sfx}").fill_(1.0)
