@@ -22,6 +22,7 @@ from nlp_lstm.sentiment import (
     SentimentDataModule,
     TextClassifier,
 )
+from nlp_lstm.translation import Seq2SeqTranslator, TranslationDataModule
 
 
 @dataclass(frozen=True)
@@ -100,4 +101,40 @@ register(Task(
     model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(), "labels": list(dm.labels)},
     prepare_eval=_sentiment_eval,
     report=_confusion,
+))
+
+
+# ---------------------------------------------------------------- translation
+def _tokenizers(model: Seq2SeqTranslator) -> dict[str, str]:
+    """The model's tokenizers as data module arguments (a joint vocabulary is one)."""
+    tokenizers = {"trained_tokenizer": model.tokenizer.to_json()}
+    if model.target_tokenizer is not model.tokenizer:
+        tokenizers["trained_target_tokenizer"] = model.target_tokenizer.to_json()
+    return tokenizers
+
+
+def _translation_eval(cfg: DictConfig, model: Seq2SeqTranslator) -> TranslationDataModule:
+    for key in ("beam_size", "length_penalty", "max_length_ratio", "max_length_offset"):
+        if cfg.get(key) is not None:
+            setattr(model, key, cfg[key])
+    model.check_decoding(model.beam_size, 1, model.max_length_ratio, model.max_length_offset)
+    return instantiate(cfg.data, **_tokenizers(model))
+
+
+def _signatures(metrics: dict[str, Any], model: Seq2SeqTranslator, console: Console) -> None:
+    for key, value in metrics.items():
+        if key.endswith("_signature"):
+            console.print(f"sacreBLEU {key.split('/')[-1].removesuffix('_signature')} "
+                          f"signature: {value}", highlight=False, soft_wrap=True)
+
+
+register(Task(
+    name="translation",
+    datamodule=TranslationDataModule,
+    models=(Seq2SeqTranslator,),
+    model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(),
+                             "target_tokenizer": None if dm.joint
+                             else dm.target_tokenizer.to_json()},
+    prepare_eval=_translation_eval,
+    report=_signatures,
 ))

@@ -1,0 +1,242 @@
+"""The translation LightningModule: label-smoothed training of ``Seq2Seq``, validation loss,
+perplexity and sacreBLEU BLEU/chrF of decoded output, and translation of raw text.
+
+During fitting, validation decodes greedily (fast, for monitoring and checkpoint selection);
+a standalone ``validate``/``test`` (the final evaluation of ``train.py``, the eval command)
+decodes with beam search as configured (``beam_size``, ``length_penalty``, ...). BLEU and chrF
+are sacreBLEU's (default 13a tokenizer, cased) on detokenized hypotheses against the raw
+references, over the whole split (gathered across DDP ranks).
+
+Legend: B batch, S source length, T target length, H hidden, V target vocabulary, N real
+target tokens of a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from nlp_lstm.data.batching import LengthGuard, pad_sequences
+from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
+from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
+from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.translation.net import Seq2Seq, Seq2SeqState
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """sacreBLEU BLEU and chrF (default settings: 13a tokenizer, cased) with their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    return {"bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
+            "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score,
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature())}
+
+
+def _gather(items: list[Any]) -> list[Any]:
+    """Every rank's items, rank by rank (the items themselves outside DDP)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+class Seq2SeqTranslator(TaskModule):
+    """Attention seq2seq translation on the shared LSTM encoder.
+
+    Args:
+        tokenizer: the source (or joint) tokenizer as JSON; travels inside the checkpoint.
+        target_tokenizer: the target tokenizer as JSON; None: the joint ``tokenizer``.
+        embedding_dim, hidden_size, encoder, decoder_layers, attention, input_feeding, bridge,
+            dropout, tie_embeddings, share_embeddings, init: those of ``Seq2Seq`` (``encoder``
+            is the mapping of ``LSTMEncoder`` settings).
+        label_smoothing: of the training cross-entropy (validation loss is the plain NLL).
+        max_length: sources longer than this are cut when translating raw text (and counted).
+        beam_size: beam of the final evaluation, eval and translate (1: greedy).
+        length_penalty: GNMT alpha of the beam search (0: none).
+        max_length_ratio, max_length_offset: a hypothesis has at most ``a * S + b`` tokens.
+        optimizer, scheduler: see ``TaskModule``.
+    """
+
+    task = "translation"
+
+    def __init__(
+        self,
+        tokenizer: str,
+        target_tokenizer: str | None = None,
+        embedding_dim: int = 256,
+        hidden_size: int = 512,
+        encoder: Mapping[str, Any] | None = None,
+        decoder_layers: int = 2,
+        attention: str = "luong_general",
+        input_feeding: bool = True,
+        bridge: str = "project",
+        dropout: float = 0.3,
+        tie_embeddings: bool = False,
+        share_embeddings: bool = False,
+        init: str = "xavier",
+        label_smoothing: float = 0.1,
+        max_length: int = 128,
+        beam_size: int = 5,
+        length_penalty: float = 0.0,
+        max_length_ratio: float = 1.5,
+        max_length_offset: int = 10,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.tokenizer = Tokenizer.from_json(tokenizer)
+        self.target_tokenizer = (Tokenizer.from_json(target_tokenizer) if target_tokenizer
+                                 else self.tokenizer)
+        self.net = Seq2Seq(
+            self.tokenizer.vocab_size, self.target_tokenizer.vocab_size,
+            pad_id=self.tokenizer.pad_id, embedding_dim=embedding_dim, hidden_size=hidden_size,
+            encoder=dict(encoder or {}), decoder_layers=decoder_layers, attention=attention,
+            input_feeding=input_feeding, bridge=bridge, dropout=dropout,
+            tie_embeddings=tie_embeddings, share_embeddings=share_embeddings, init=init)
+        self.label_smoothing = label_smoothing
+        self.max_length = max_length
+        self.beam_size, self.length_penalty = beam_size, length_penalty
+        self.max_length_ratio, self.max_length_offset = max_length_ratio, max_length_offset
+        self.check_decoding(beam_size, 1, max_length_ratio, max_length_offset)
+        # torchmetrics sync the token-weighted loss across DDP ranks.
+        self.losses = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self._decoded: list[tuple[int, str, str]] = []  # (index, hypothesis, reference)
+
+    # ------------------------------------------------------------- training
+    def _real_logits(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, V) and gold tokens (N,) of the real target positions only: the output
+        layer, the largest matmul, never sees padding."""
+        attentional = self.net.attentional(batch["src"], batch["src_lengths"], batch["tgt_in"],
+                                           batch["tgt_lengths"])  # (B, T, H)
+        mask = lengths_to_mask(batch["tgt_lengths"].to(self.device),
+                               batch["tgt_in"].size(1))  # (B, T)
+        return self.net.decoder.logits(attentional[mask]), batch["tgt_out"][mask]  # (N, V), (N,)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits, gold = self._real_logits(batch)
+        loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["src"]))
+        return loss
+
+    # ----------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        logits, gold = self._real_logits(batch)
+        nll = F.cross_entropy(logits.float(), gold)  # per real token
+        self.losses[stage].update(nll, weight=gold.numel())
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        hypotheses = self.decode(batch["src"], batch["src_lengths"],
+                                 beam_size=1 if fitting else self.beam_size)
+        indices = batch["index"].tolist()
+        for i, hyp, ref in zip(indices, hypotheses, batch["references"], strict=True):
+            self._decoded.append((i, self.detokenize(hyp[0].tokens), ref))
+
+    def _epoch_end(self, stage: str) -> None:
+        loss = self.losses[stage].compute()
+        self.losses[stage].reset()
+        decoded = sorted(_gather(self._decoded))  # every example once, in data order
+        self._decoded = []
+        scores = corpus_scores([h for _, h, _ in decoded], [r for _, _, r in decoded])
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": math.exp(min(float(loss), 50.0)),
+                       f"{stage}/bleu": scores["bleu"], f"{stage}/chrf": scores["chrf"]},
+                      prog_bar=False)
+        self.results = {"bleu_signature": scores["bleu_signature"],
+                        "chrf_signature": scores["chrf_signature"]}
+        self.outputs = [h for _, h, _ in decoded]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    # ------------------------------------------------------------- decoding
+    @staticmethod
+    def check_decoding(beam_size: int, n_best: int, max_length_ratio: float,
+                       max_length_offset: int) -> None:
+        """A ValueError naming the first bad decoding setting."""
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be an integer >= 1, got {beam_size!r}")
+        if not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best!r}")
+        if max_length_ratio < 0 or max_length_offset < 0 or \
+                (max_length_ratio == 0 and max_length_offset < 1):
+            raise ValueError("max_length_ratio and max_length_offset must be >= 0 and allow at "
+                             f"least one token, got {max_length_ratio!r} and "
+                             f"{max_length_offset!r}")
+
+    @torch.no_grad()
+    def decode(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, *, beam_size: int | None = None,
+        n_best: int = 1, max_length_ratio: float | None = None,
+    ) -> list[list[Hypothesis]]:
+        """Translate token ids: src (B, S), src_lengths (B,) -> per sentence its ``n_best``
+        hypotheses (target ids without <bos>, score, attention (T, S)), best first. Greedy when
+        the beam is 1."""
+        beam = self.beam_size if beam_size is None else beam_size
+        ratio = self.max_length_ratio if max_length_ratio is None else max_length_ratio
+        self.check_decoding(beam, n_best, ratio, self.max_length_offset)
+        src, src_lengths = src.to(self.device), src_lengths.to(self.device)
+        max_lengths = (ratio * src_lengths.double() + self.max_length_offset).long().clamp(min=1)
+        state = self.net.encode(src, src_lengths)
+        ids = {"bos_id": self.target_tokenizer.bos_id, "eos_id": self.target_tokenizer.eos_id}
+        if beam == 1 and n_best == 1:
+            return [[h] for h in greedy(self.net.step, state, max_lengths=max_lengths,
+                                         reorder=Seq2SeqState.select, **ids)]
+        return beam_search(self.net.step, state, reorder=Seq2SeqState.select,
+                           max_lengths=max_lengths, beam_size=beam, n_best=n_best,
+                           length_penalty_alpha=self.length_penalty, **ids)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Target ids (a hypothesis, <eos> last or not) -> text."""
+        eos = self.target_tokenizer.eos_id
+        return self.target_tokenizer.decode([t for t in tokens if t != eos])
+
+    @torch.no_grad()
+    def translate(
+        self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
+        max_length_ratio: float | None = None,
+    ) -> tuple[list[list[dict[str, Any]]], int]:
+        """Translate raw sentences (none empty). Returns per sentence its ``n_best``
+        translations ``{"translation", "score", "tokens", "source_tokens", "attention"}``, best
+        first, and how many sources were cut at ``max_length`` tokens."""
+        self.eval()
+        guard = LengthGuard(self.max_length)
+        ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
+        src, src_lengths = pad_sequences(ids, self.tokenizer.pad_id)  # (B, S), (B,)
+        results = []
+        for sentence, hyps in zip(ids, self.decode(src, src_lengths, beam_size=beam_size,
+                                                   n_best=n_best,
+                                                   max_length_ratio=max_length_ratio),
+                                  strict=True):
+            results.append([{
+                "translation": self.detokenize(h.tokens), "score": h.score,
+                "tokens": [self.target_tokenizer.decode([t]) for t in h.tokens],
+                "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
+                "attention": None if h.attention is None
+                else h.attention[:, : len(sentence)].float().cpu(),
+            } for h in hyps])
+        return results, guard.truncated
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        results, truncated = self.translate(texts)
+        return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
+                for text, r in zip(texts, results, strict=True)], truncated
