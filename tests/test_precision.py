@@ -1,18 +1,24 @@
 """Precision: the encoder under CPU bfloat16 autocast with and without oneDNN's bfloat16 LSTM
-(both branches on any CPU, by monkeypatching the probe or the kernel)."""
+(both branches on any CPU, by monkeypatching the probe or the kernel), and trainer.precision
+checked against the machine before any work."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
-from conftest import TINY, compose_train
+from conftest import ROOT, TINY, compose_train
+from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator, XLAAccelerator
 from torch import nn
 
 from nlp_lstm.nn import LSTMEncoder, fused
 from nlp_lstm.nn.fused import cpu_autocast_supported
+from nlp_lstm.precision import check_precision
 
 ONEDNN_ERROR = ("could not create a primitive descriptor for the LSTM forward propagation "
                 "primitive. Run workload with environment variable ONEDNN_VERBOSE=all to get "
@@ -167,3 +173,79 @@ def test_bf16_mixed_training_without_bf16_lstm(without_bf16_lstm, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["val/loss"] > 0
     # The kernel failed once, in the probe; every later call ran it without autocast.
     assert without_bf16_lstm["autocast"] == 1 and without_bf16_lstm["plain"] > 10
+
+
+# --------------------------------------------------------------------------- trainer.precision
+@pytest.fixture
+def cpu_only(monkeypatch):
+    for accelerator in (CUDAAccelerator, MPSAccelerator, XLAAccelerator):
+        monkeypatch.setattr(accelerator, "is_available", staticmethod(lambda: False))
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """One CUDA GPU; set ``gpu.bf16`` to choose whether it has bfloat16."""
+
+    class GPU:
+        bf16 = True
+
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: True))
+    for accelerator in (MPSAccelerator, XLAAccelerator):
+        monkeypatch.setattr(accelerator, "is_available", staticmethod(lambda: False))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: GPU.bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    return GPU
+
+
+@pytest.mark.parametrize("precision", ["32-true", 32, "32", "bf16-mixed", "bf16", "bf16-true",
+                                       "64-true", 64])
+@pytest.mark.parametrize("accelerator", ["cpu", "auto"])
+def test_cpu_precisions_pass(cpu_only, precision, accelerator):
+    check_precision(precision, accelerator)
+
+
+ON_CPU = "; on CPU use trainer.precision=bf16-mixed or 32-true"
+
+
+@pytest.mark.parametrize(("precision", "accelerator", "message"), [
+    ("16-mixed", "cpu", "trainer.precision=16-mixed (float16 autocast) needs a CUDA GPU, not the "
+                        f"CPU (trainer.accelerator=cpu){ON_CPU}"),
+    (16, "cpu", "trainer.precision=16 (float16 autocast) needs a CUDA GPU"),
+    ("16-mixed", "auto", f"(trainer.accelerator=auto, which is cpu here){ON_CPU}"),
+    ("transformer-engine", "cpu", f"needs an NVIDIA GPU with Transformer Engine, not the CPU "
+                                  f"(trainer.accelerator=cpu){ON_CPU}"),
+    ("fp16", "cpu", "trainer.precision=fp16 is not a precision; expected one of 32-true"),
+])
+def test_cpu_precisions_refused(cpu_only, precision, accelerator, message):
+    with pytest.raises(ValueError) as error:
+        check_precision(precision, accelerator)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda", "auto"])
+def test_gpu_precisions(gpu, accelerator):
+    for precision in ("16-mixed", "32-true", "bf16-mixed", "bf16-true"):
+        check_precision(precision, accelerator)
+    gpu.bf16 = False
+    for precision in ("16-mixed", "32-true"):
+        check_precision(precision, accelerator)
+    for precision in ("bf16-mixed", "bf16-true", "bf16"):
+        with pytest.raises(ValueError, match=f"trainer.precision={precision} needs a GPU with "
+                           "bfloat16 .* Tesla T4 has none; use trainer.precision=16-mixed"):
+            check_precision(precision, accelerator)
+
+
+def test_train_refuses_16_mixed_on_cpu_before_any_work(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "train.py", "trainer.precision=16-mixed", "trainer.accelerator=cpu",
+         f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NLP_LSTM_DEBUG": ""},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: trainer.precision=16-mixed (float16 autocast) needs a CUDA GPU, not the CPU "
+        "(trainer.accelerator=cpu); on CPU use trainer.precision=bf16-mixed or 32-true"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra", "train.log"]  # Hydra's own
