@@ -13,8 +13,8 @@ encoder without autocast in the same run. Candidates under ``torch.autocast("cpu
 - ``native fused bfloat16``: impl="fused" as this CPU runs it, when it has a bfloat16 LSTM.
 
 With ONEDNN_MAX_CPU_ISA=AVX2, oneDNN refuses the bfloat16 LSTM as on an AVX2-only CPU, and runs
-bfloat16 matmuls on reference kernels: slower than an AVX2-only CPU, where PyTorch's own bfloat16
-gemm runs them, itself several times slower than float32 (no bfloat16 instructions).
+bfloat16 matmuls on reference kernels; a real AVX2-only CPU runs them on PyTorch's own bfloat16
+gemm, as slow for our loop in an ad-hoc check (benchmarks/RESULTS.md).
 
 Legend: B batch, T time, E embedding (input) size, H hidden, L layers.
 """
