@@ -50,18 +50,20 @@ def _kernel(cell: str):  # torch._VF builtins have no public type
 def cpu_autocast_supported(cell: str, dtype: torch.dtype) -> bool:
     """Whether the fused CPU kernel of ``cell`` runs, forward and backward, under
     ``torch.autocast("cpu", dtype=dtype)`` on this machine. One tiny call per process and
-    (cell, dtype); logs one line when the answer is no."""
+    (cell, dtype); logs one line when the answer is no. Asked first wherever the encoder runs
+    (validation included), so it turns gradients on for its own backward."""
     G = 4 if cell == "lstm" else 3
-    weights = [torch.zeros(G, 1, requires_grad=True) for _ in range(2)] + [
-        torch.zeros(G, requires_grad=True) for _ in range(2)]  # w_ih, w_hh (G, 1); b_ih, b_hh
-    x = torch.zeros(1, 1, 1)  # (B, T, F)
-    h = torch.zeros(1, 1, 1)  # (1, B, H)
     try:
-        with torch.autocast("cpu", dtype=dtype):
-            for train in (False, True):  # inference and training primitives
-                out = _kernel(cell)(x, (h, h) if cell == "lstm" else h, weights, True, 1, 0.0,
-                                    train, False, True)[0]
-        out.float().sum().backward()
+        with torch.inference_mode(False), torch.enable_grad():
+            weights = [torch.zeros(G, 1, requires_grad=True) for _ in range(2)] + [
+                torch.zeros(G, requires_grad=True) for _ in range(2)]  # w_ih, w_hh; b_ih, b_hh
+            x = torch.zeros(1, 1, 1)  # (B, T, F)
+            h = torch.zeros(1, 1, 1)  # (1, B, H)
+            with torch.autocast("cpu", dtype=dtype):
+                for train in (False, True):  # inference and training primitives
+                    out = _kernel(cell)(x, (h, h) if cell == "lstm" else h, weights, True, 1,
+                                        0.0, train, False, True)[0]
+            out.float().sum().backward()
     except RuntimeError as e:
         log.info("no %s %s kernel on this CPU (%s): under autocast the encoder's fused path "
                  "runs in the parameters' dtype", dtype, cell.upper(), str(e).split(".")[0])
