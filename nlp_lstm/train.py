@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
+from nlp_lstm.precision import check_precision
 from nlp_lstm.report import print_metrics
 from nlp_lstm.tasks import Task, get_task
 
@@ -24,6 +25,7 @@ def train(cfg: DictConfig) -> float | None:
     """Train the configured task. Writes checkpoints, CSV metrics, the resolved config and
     ``metrics.json`` under ``cfg.paths.output_dir``; returns the monitored validation metric
     (for sweeps), or None when no validation ran."""
+    check_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     out = Path(cfg.paths.output_dir)
     if rank_zero_only.rank == 0:  # under DDP every rank runs this function; one writes files
         out.mkdir(parents=True, exist_ok=True)

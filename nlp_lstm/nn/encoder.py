@@ -15,6 +15,12 @@ interchange in both directions. Implementations share them:
   for an LSTM batch of unequal lengths on CPU, where it is faster and leaner than the fused
   kernel run either packed or padded.
 
+Under CPU autocast on a CPU whose fused kernel has no autocast-dtype version (oneDNN's bfloat16
+LSTM on AVX2-only machines, ``fused.cpu_autocast_supported``), the fused path runs in the
+parameters' dtype and returns its outputs in the autocast dtype, as the kernel would have.
+``"auto"`` then takes it for LSTM batches of unequal lengths too: the loop would run in the
+autocast dtype, whose matmuls such a CPU lacks as well.
+
 Padding semantics are those of ``nn.LSTM`` on a ``PackedSequence``: outputs are zero after each
 sequence's length, the final state of a sequence is the state at its last real token, and the
 reverse direction starts at that token. Padded steps get exactly zero gradient: the loop never
@@ -34,7 +40,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp_lstm.nn.autograd import lstm_sequence
-from nlp_lstm.nn.fused import fused_full, fused_packed, fused_padded_layer, pad_column
+from nlp_lstm.nn.fused import (
+    cpu_autocast_supported,
+    fused_full,
+    fused_packed,
+    fused_padded_layer,
+    pad_column,
+)
 from nlp_lstm.nn.gru import gru_sequence
 from nlp_lstm.nn.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -215,9 +227,19 @@ class LSTMEncoder(nn.Module):
         if self.cell == "lstm" and lengths is not None and x is not None and x.device.type == "cpu":
             # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
             # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
-            # in time and memory (benchmarks/RESULTS.md).
-            return "loop"
+            # in time and memory (benchmarks/RESULTS.md). Not under autocast on a CPU without
+            # the low-precision LSTM: it lacks fast low-precision matmuls too, and the loop in
+            # bfloat16 took 20x the time of the padded kernel in float32 (benchmarks/autocast.py).
+            return "fused" if self._autocast_fallback(x) else "loop"
         return "fused"
+
+    def _autocast_fallback(self, x: torch.Tensor) -> torch.dtype | None:
+        """The CPU autocast dtype when x is on CPU under autocast and this CPU's fused kernel
+        fails in it (``fused.cpu_autocast_supported``), else None."""
+        if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return None
+        dtype = torch.get_autocast_dtype("cpu")
+        return None if cpu_autocast_supported(self.cell, dtype) else dtype
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(
@@ -291,6 +313,24 @@ class LSTMEncoder(nn.Module):
             states = tuple(state) if self.cell == "lstm" else (state,)
         if self._resolve_impl(x, lengths) == "loop":
             return self._forward_loop(x, lengths, states)
+        dtype = self._autocast_fallback(x)
+        if dtype is None:
+            return self._forward_fused(x, lengths, states)
+        # The kernel fails in the autocast dtype on this CPU: run it in the parameters' dtype,
+        # as fast as without autocast; the loop in the autocast dtype, whose matmuls such a CPU
+        # also lacks, took 20 to 40x that time (benchmarks/autocast.py).
+        own = self.weight_ih_l0.dtype
+        with torch.autocast("cpu", enabled=False):
+            output, final = self._forward_fused(x.to(own), lengths,
+                                                tuple(s.to(own) for s in states))
+        if self.cell == "lstm":
+            return output.to(dtype), (final[0].to(dtype), final[1].to(dtype))
+        return output.to(dtype), final.to(dtype)
+
+    def _forward_fused(
+        self, x: torch.Tensor, lengths: torch.Tensor | None, states: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, State]:
+        """PyTorch's fused kernels: one call for all layers, or one per layer and direction."""
         dropout = self.dropout if self.training else 0.0
         hx = states if self.cell == "lstm" else states[0]
         args = (self._flat_weights(), self.num_layers, dropout, self.training, self.bidirectional)

@@ -20,10 +20,17 @@ Three ways to run a padded batch, all exact against ``nn.LSTM``/``nn.GRU`` on a 
   frozen (h = tanh(c) there), so the caller takes h at the last real step from the outputs.
   Padded inputs must be finite.
 
+Under CPU autocast, PyTorch hands the LSTM to oneDNN in the autocast dtype, and oneDNN has no
+bfloat16 (or float16) LSTM on CPUs without those instructions (AVX2-only machines): it raises
+"could not create a primitive descriptor". ``cpu_autocast_supported`` finds out once per process.
+
 Legend: B batch, T time, F features of a layer's input, H hidden, L layers, D directions.
 """
 
 from __future__ import annotations
+
+import functools
+import logging
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -32,9 +39,36 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 # any real pre-activation.
 PAD_GATE = 1e4
 
+log = logging.getLogger(__name__)
+
 
 def _kernel(cell: str):  # torch._VF builtins have no public type
     return torch._VF.lstm if cell == "lstm" else torch._VF.gru
+
+
+@functools.cache
+def cpu_autocast_supported(cell: str, dtype: torch.dtype) -> bool:
+    """Whether the fused CPU kernel of ``cell`` runs, forward and backward, under
+    ``torch.autocast("cpu", dtype=dtype)`` on this machine. One tiny call per process and
+    (cell, dtype); logs one line when the answer is no. Asked first wherever the encoder runs
+    (validation included), so it turns gradients on for its own backward."""
+    G = 4 if cell == "lstm" else 3
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            weights = [torch.zeros(G, 1, requires_grad=True) for _ in range(2)] + [
+                torch.zeros(G, requires_grad=True) for _ in range(2)]  # w_ih, w_hh; b_ih, b_hh
+            x = torch.zeros(1, 1, 1)  # (B, T, F)
+            h = torch.zeros(1, 1, 1)  # (1, B, H)
+            with torch.autocast("cpu", dtype=dtype):
+                for train in (False, True):  # inference and training primitives
+                    out = _kernel(cell)(x, (h, h) if cell == "lstm" else h, weights, True, 1,
+                                        0.0, train, False, True)[0]
+            out.float().sum().backward()
+    except RuntimeError as e:
+        log.info("no %s %s kernel on this CPU (%s): under autocast the encoder's fused path "
+                 "runs in the parameters' dtype", dtype, cell.upper(), str(e).split(".")[0])
+        return False
+    return True
 
 
 def fused_full(
