@@ -5,7 +5,8 @@ CPU becomes ``bf16-mixed`` with a warning, a GPU's bfloat16 support is not check
 ``transformer-engine`` on CPU fails on the missing package. Here each is one clear error, raised
 before any work, naming what to use instead.
 
-Checked here: the name; ``16-mixed`` and ``transformer-engine`` need a CUDA GPU; the bfloat16
+Checked here: the name; ``16-mixed`` and ``transformer-engine`` need a CUDA GPU; ``16-true``
+diverges on CPU at the first AdamW step (measured); the bfloat16
 precisions on a CUDA GPU need compute capability 8.0 (Ampere) or newer. On CPU, ``bf16-mixed``
 runs on every CPU (``LSTMEncoder`` falls back where oneDNN has no bfloat16 LSTM). README,
 "Precision", says what runs where.
@@ -53,6 +54,10 @@ def check_precision(precision: str | int, accelerator: str) -> None:
     if device == "cpu" and name == "16-mixed":
         raise ValueError(f"trainer.precision={precision} (float16 autocast) needs a CUDA GPU, not "
                          f"the CPU ({where}); on CPU use trainer.precision=bf16-mixed or 32-true")
+    if device == "cpu" and name == "16-true":
+        raise ValueError(f"trainer.precision={precision} (float16 weights) diverges on the CPU "
+                         f"({where}): AdamW's eps of 1e-8 is 0 in float16, so the first step "
+                         f"divides by zero; on CPU use trainer.precision=bf16-mixed or 32-true")
     if device == "cpu" and name.startswith("transformer-engine"):
         raise ValueError(f"trainer.precision={precision} needs an NVIDIA GPU with Transformer "
                          f"Engine, not the CPU ({where}); on CPU use trainer.precision=bf16-mixed "

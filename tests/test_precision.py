@@ -220,6 +220,8 @@ ON_CPU = "; on CPU use trainer.precision=bf16-mixed or 32-true"
     ("transformer-engine", "cpu", f"needs an NVIDIA GPU with Transformer Engine, not the CPU "
                                   f"(trainer.accelerator=cpu){ON_CPU}"),
     ("fp16", "cpu", "trainer.precision=fp16 is not a precision; expected one of 32-true"),
+    ("16-true", "cpu", f"AdamW's eps of 1e-8 is 0 in float16, so the first step divides by "
+                       f"zero{ON_CPU}"),
 ])
 def test_cpu_precisions_refused(cpu_only, precision, accelerator, message):
     with pytest.raises(ValueError) as error:
