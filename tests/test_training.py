@@ -19,6 +19,7 @@ from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.optim import WarmupCosineLR
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import generate_sentiment
+from nlp_lstm.tasks import TASKS
 
 
 def _options(group: str) -> list[str]:
@@ -30,6 +31,8 @@ DATA_TASKS = {"sentiment_synthetic": "sentiment", "sst2": "sentiment", "tsv": "s
               "translation_synthetic": "translation", "multi30k": "translation",
               "parallel": "translation", "generation_synthetic": "generation",
               "tinyshakespeare": "generation", "text": "generation"}
+# The task of each model config that is not sentiment's.
+MODEL_TASKS = {"seq2seq_attention": "translation"}
 REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
             "data=parallel": ["data.source.train=[a.src,a.tgt]", "data.source.val=[b.src,b.tgt]"],
             "data=text": ["data.source.train=a.txt"]}
@@ -46,19 +49,22 @@ def test_every_data_config_has_a_task():
 )
 def test_every_config_composes_and_instantiates(override, tmp_path):
     """Constructors do no I/O, so every node builds without the data it points to."""
-    cfg = compose_train(tmp_path, [override, *REQUIRED.get(override, [])])
+    group, name = override.split("=")
+    data_task = DATA_TASKS[name] if group == "data" else MODEL_TASKS.get(name)
+    task_override = [f"task={data_task}"] if data_task in TASKS else []
+    cfg = compose_train(tmp_path, [*task_override, override, *REQUIRED.get(override, [])])
     dm = instantiate(cfg.data)
-    data_task = DATA_TASKS[override.removeprefix("data=")] if override.startswith("data=") \
-        else "sentiment"
-    assert dm.task == data_task
-    if data_task != "sentiment":
-        return  # the other tasks' models and task configs come with those tasks
+    assert dm.task == (data_task or cfg.task.name)
+    if dm.task not in TASKS:
+        return  # the generation task's model and task config come with that task
     assert dm.task == cfg.task.name
     tokenizer = Tokenizer.train_word_level(["the film was good", "the plot was bad"])
-    model = instantiate(cfg.model, tokenizer=tokenizer.to_json(),
-                        labels=["negative", "positive"], _convert_="all")
+    inputs = {"tokenizer": tokenizer.to_json()}
+    if dm.task == "sentiment":
+        inputs["labels"] = ["negative", "positive"]
+    model = instantiate(cfg.model, **inputs, _convert_="all")
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    assert model.labels == ["negative", "positive"] and callbacks
+    assert model.task == cfg.task.name and callbacks
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         return  # a GPU preset composes here; Lightning refuses to build it without a GPU
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
