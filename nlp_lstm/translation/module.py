@@ -205,6 +205,11 @@ class Seq2SeqTranslator(TaskModule):
                            max_lengths=max_lengths, beam_size=beam, n_best=n_best,
                            length_penalty_alpha=self.length_penalty, **ids)
 
+    def _piece(self, token: int) -> str:
+        """One target token as text, for pictures; <eos> by name."""
+        eos = self.target_tokenizer.eos_id
+        return "<eos>" if token == eos else self.target_tokenizer.decode([token])
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         """Target ids (a hypothesis, <eos> last or not) -> text."""
         eos = self.target_tokenizer.eos_id
@@ -229,7 +234,7 @@ class Seq2SeqTranslator(TaskModule):
                                   strict=True):
             results.append([{
                 "translation": self.detokenize(h.tokens), "score": h.score,
-                "tokens": [self.target_tokenizer.decode([t]) for t in h.tokens],
+                "tokens": [self._piece(t) for t in h.tokens],
                 "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
                 "attention": None if h.attention is None
                 else h.attention[:, : len(sentence)].float().cpu(),

@@ -32,9 +32,9 @@ def attention_png(path: Path, source: Sequence[str], target: Sequence[str], weig
 
     fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(source), 1.0 + 0.4 * len(target)))
     ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(source)), [s.strip() or "␣" for s in source], rotation=60,
+    ax.set_xticks(range(len(source)), [s.strip() or "_" for s in source], rotation=60,
                   ha="right")
-    ax.set_yticks(range(len(target)), [t.strip() or "␣" for t in target])
+    ax.set_yticks(range(len(target)), [t.strip() or "_" for t in target])
     ax.set_xlabel("source")
     ax.set_ylabel("translation")
     fig.tight_layout()
