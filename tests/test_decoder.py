@@ -267,8 +267,8 @@ def test_seq2seq_encoder_settings_and_shared_embeddings():
     [
         ({"attention": "luong"}, "attention must be one of"),
         ({"bridge": "copy"}, "bridge must be one of"),
-        ({"encoder": {"input_size": 3}}, r"unknown keys \['input_size'\]"),
-        ({"encoder": {"layers": 3}}, r"unknown keys \['layers'\]"),
+        ({"encoder": {"input_size": 3}}, r"unknown encoder setting\(s\) \['input_size'\]"),
+        ({"encoder": {"layers": 3}}, r"unknown encoder setting\(s\) \['layers'\]"),
         ({"encoder": {"cell": "rnn"}}, "cell must be one of"),
         ({"hidden_size": 7}, "must split over 2 directions"),
         ({"share_embeddings": True}, "share_embeddings needs one vocabulary"),

@@ -25,7 +25,6 @@ L layers, D directions, V vocabulary.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, NamedTuple
 
 import torch
@@ -34,11 +33,8 @@ from torch import nn
 
 from nlp_lstm.nn.bridge import Bridge
 from nlp_lstm.nn.decoder import AttentionDecoder, DecoderState, Memory
-from nlp_lstm.nn.encoder import LSTMEncoder
+from nlp_lstm.nn.encoder import build_encoder
 from nlp_lstm.nn.masking import lengths_to_mask
-
-# LSTMEncoder keyword arguments that the encoder mapping may set (input_size is E).
-ENCODER_KEYS = tuple(p for p in inspect.signature(LSTMEncoder).parameters if p != "input_size")
 
 
 def _check_ids(name: str, ids: torch.Tensor) -> None:
@@ -107,10 +103,6 @@ class Seq2Seq(nn.Module):
     ) -> None:
         super().__init__()
         encoder = dict(encoder or {})
-        unknown = sorted(set(encoder) - set(ENCODER_KEYS))
-        if unknown:
-            raise ValueError(f"encoder has unknown keys {unknown}; expected some of "
-                             f"{list(ENCODER_KEYS)} (input_size is embedding_dim)")
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"share_embeddings needs one vocabulary, got sizes "
                              f"{src_vocab_size} and {tgt_vocab_size}")
@@ -124,7 +116,7 @@ class Seq2Seq(nn.Module):
             settings["hidden_size"] = hidden_size // directions
         self.pad_id = pad_id
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
-        self.encoder = LSTMEncoder(embedding_dim, **settings)
+        self.encoder = build_encoder(embedding_dim, settings)
         self.decoder = AttentionDecoder(
             tgt_vocab_size, embedding_dim, hidden_size, self.encoder.output_size, decoder_layers,
             attention=attention, input_feeding=input_feeding, dropout=dropout,
