@@ -16,13 +16,7 @@ from nlp_lstm.translation.net import Seq2Seq
 V, E, H, M, L = 11, 6, 8, 10, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads; a busy machine makes thread pools wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_decoder(**kwargs):

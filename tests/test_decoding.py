@@ -15,13 +15,7 @@ from nlp_lstm.translation.net import Seq2Seq, Seq2SeqState
 BOS, EOS = 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads; a busy machine makes thread pools wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyModel:

@@ -15,14 +15,7 @@ TORCH_RNN = {"lstm": nn.LSTM, "gru": nn.GRU}
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine the thread pool's barriers
-    make every op wait for a descheduled core (10x slower tests)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference(rnn: nn.Module, x, lengths, state=None):
