@@ -1,0 +1,1 @@
+"""Text generation: an LSTM language model with attention over its past."""
