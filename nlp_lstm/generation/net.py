@@ -2,8 +2,13 @@
 attention over its own past, and an output layer tied to the embedding.
 
     tokens (B, T) -> embedding (B, T, E) -> L single-layer ``LSTMEncoder``s (B, T, H)
-    -> [attention "window": tanh(W_c [context; h_t]) (B, T, H)]
-    -> [projection to E when the embedding is tied and E != H] -> output layer (B, T, V)
+    -> attention "window": tanh(W_c [context; h_t]) (B, T, O)
+       or none: a linear projection to O when O != H
+    -> output layer (B, T, V)
+
+with O = E when the output layer is tied to the embedding, else H. (With attention, W_c maps
+straight to O: an (H, H) combination followed by an (H, E) projection would add about 15% to
+the cost per token of a 2-layer LSTM with E = 128, H = 512, for logits of the same rank.)
 
 Everything is causal, and all that one batch passes to the next is ``LMState``: the final
 (h, c) of every layer and, with attention, the top layer's last W hidden states. So a long
@@ -22,7 +27,8 @@ The layers are single-layer ``LSTMEncoder``s, not one multi-layer one, because t
 ``dropout`` between layers draws a new mask at every step; locked dropout goes between our
 layers instead. (On CPU, L fused single-layer calls cost the same as one L-layer call.)
 
-Legend: B batch, T time, E embedding size, H hidden, L layers, V vocab, W attention window.
+Legend: B batch, T time, E embedding size, H hidden, L layers, V vocab, W attention window,
+O the size of the vector fed to the output layer.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class WindowAttention(nn.Module):
 
         score(t, s) = (W_a h_t) . h_s / sqrt(H)         for s = t - W .. t
         context_t   = sum_s softmax_s(score(t, s)) h_s
-        output_t    = tanh(W_c [context_t; h_t])
+        output_t    = tanh(W_c [context_t; h_t])        (O,)
 
     Position t attends to itself too: every query has at least one key (no empty softmax at
     the start of a text), and attending to itself is how the model ignores the past. Training
@@ -108,15 +114,16 @@ class WindowAttention(nn.Module):
     Args:
         hidden_size: H.
         window: W >= 1.
+        output_size: O, the size of output_t.
     """
 
-    def __init__(self, hidden_size: int, window: int) -> None:
+    def __init__(self, hidden_size: int, window: int, output_size: int) -> None:
         super().__init__()
         if not isinstance(window, int) or window < 1:
             raise ValueError(f"attention_window must be a positive integer, got {window!r}")
         self.window = window
         self.query = nn.Linear(hidden_size, hidden_size, bias=False)  # W_a
-        self.combine = nn.Linear(2 * hidden_size, hidden_size)  # W_c
+        self.combine = nn.Linear(2 * hidden_size, output_size)  # W_c
 
     def empty_memory(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The memory before a text begins: (B, W, H) zeros, (B, W) all False."""
@@ -140,7 +147,7 @@ class WindowAttention(nn.Module):
             lengths: (B,) real positions per row (padding after them), None = all T.
 
         Returns:
-            output (B, T, H), the new memory (B, W, H): the last W states up to each row's
+            output (B, T, O), the new memory (B, W, H): the last W states up to each row's
             length, and its mask (B, W).
         """
         B, T, _ = hidden.shape
@@ -149,7 +156,7 @@ class WindowAttention(nn.Module):
         mask = window_mask(memory_mask, T)  # (B, T, W+T)
         context = F.scaled_dot_product_attention(self.query(hidden), keys, keys,
                                                  attn_mask=mask)  # (B, T, H)
-        output = torch.tanh(self.combine(torch.cat([context, hidden], dim=2)))  # (B, T, H)
+        output = torch.tanh(self.combine(torch.cat([context, hidden], dim=2)))  # (B, T, O)
         real = torch.cat([memory_mask, memory_mask.new_ones(B, T)], dim=1)  # (B, W+T)
         if lengths is None:
             return output, keys[:, T:], real[:, T:]  # (B, W, H), (B, W)
@@ -178,7 +185,8 @@ class LanguageModelNet(nn.Module):
         dropout_hidden: locked dropout between LSTM layers (``dropouth``).
         dropout_output: locked dropout before the output layer (``dropout``).
         tie_embeddings: the output layer's weight is the embedding matrix (Press & Wolf 2017;
-            Inan et al. 2017), reached through a linear projection H -> E when H != E.
+            Inan et al. 2017); without attention, a linear projection H -> E precedes it when
+            H != E.
     """
 
     def __init__(
@@ -224,11 +232,12 @@ class LanguageModelNet(nn.Module):
             LSTMEncoder(embedding_dim if k == 0 else hidden_size, hidden_size, 1, **layer_args)
             for k in range(num_layers)
         )
-        self.attend = (WindowAttention(hidden_size, attention_window)
+        out = embedding_dim if tie_embeddings else hidden_size  # O
+        self.attend = (WindowAttention(hidden_size, attention_window, out)
                        if attention == "window" else None)
-        tied_projection = tie_embeddings and hidden_size != embedding_dim
-        self.projection = nn.Linear(hidden_size, embedding_dim) if tied_projection else None
-        self.decoder = nn.Linear(embedding_dim if tie_embeddings else hidden_size, vocab_size)
+        self.projection = (nn.Linear(hidden_size, out)
+                           if self.attend is None and out != hidden_size else None)
+        self.decoder = nn.Linear(out, vocab_size)
         self.reset_parameters()
         if tie_embeddings:
             self.decoder.weight = self.embedding.weight  # one Parameter, one storage
@@ -338,10 +347,10 @@ class LanguageModelNet(nn.Module):
                 memory, memory_mask = state.memory, state.memory_mask
             if lengths is not None:
                 lengths = torch.as_tensor(lengths).to(device=x.device, dtype=torch.int64)
-            x, memory, memory_mask = self.attend(x, memory, memory_mask, lengths)  # (B, T, H)
+            x, memory, memory_mask = self.attend(x, memory, memory_mask, lengths)  # (B, T, O)
+        elif self.projection is not None:
+            x = self.projection(x)  # (B, T, O)
         x = locked_dropout(x, self.dropouts["output"], self.training)
-        if self.projection is not None:
-            x = self.projection(x)  # (B, T, E)
         return self.decoder(x), LMState(h, c, memory, memory_mask)  # (B, T, V)
 
     # -------------------------------------------------------------- generation
