@@ -1,14 +1,16 @@
 """Generation speed of ``LanguageModelNet``: time per generated token at several text positions,
 for batch 1 and batch 32, with and without window attention.
 
-    python -m benchmarks.generate [--positions 100,1000,10000] [--tokens 50] [--runs 3]
+    python -m benchmarks.generate [--positions 100,1000,10000] [--tokens 50] [--runs 5]
+        [--threads N]
 
 For each position p the net reads a random prompt of p tokens in one forward call (batch 1; the
 state is then repeated for larger batches), and ``nn.sampling.sample`` draws ``--tokens`` more
 (temperature 0.8, top-k 20, top-p 0.95, repetition penalty 1.1, so every processor runs). The
-table gives the median time per generated step, tokens/s (batch / step time) and the ratio of
-the step time to the first row's (attention none, batch 1, the first position) measured in the
-same run: flat across positions means the cost per token does not grow with the text.
+table gives the best (over runs) mean time per generated step, tokens/s (batch / step time) and
+the ratio of the step time to the first row's (attention none, batch 1, the first position)
+measured in the same run: flat across positions means the cost per token does not grow with
+the text. (Best, not median: on a shared machine a busy neighbour inflates single runs.)
 Untrained weights: speed does not depend on them.
 
 Legend: B batch, E embedding size, H hidden, L layers, V vocab, W attention window.
@@ -17,7 +19,6 @@ Legend: B batch, E embedding size, H hidden, L layers, V vocab, W attention wind
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -37,7 +38,7 @@ def build(attention: str, args: argparse.Namespace) -> LanguageModelNet:
 
 @torch.no_grad()
 def step_time(net: LanguageModelNet, position: int, batch: int, tokens: int, runs: int) -> float:
-    """Median seconds per generated step after a prompt of ``position`` tokens."""
+    """Best of ``runs`` mean seconds per generated step after a prompt of ``position`` tokens."""
     prompt = torch.randint(0, VOCAB, (1, position))  # (1, P)
     logits, state = net.prompt(prompt)  # (1, V)
     state, logits = state.repeat_interleave(batch), logits.repeat_interleave(batch, dim=0)
@@ -50,7 +51,7 @@ def step_time(net: LanguageModelNet, position: int, batch: int, tokens: int, run
         elapsed = time.perf_counter() - start
         if run:
             times.append(elapsed / out.tokens.size(1))
-    return statistics.median(times)
+    return min(times)
 
 
 def main() -> None:
@@ -58,17 +59,20 @@ def main() -> None:
     parser.add_argument("--positions", default="100,1000,10000")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--tokens", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--embedding", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="default: torch's")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     positions = [int(p) for p in args.positions.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, V {VOCAB} "
           f"E {args.embedding} H {args.hidden} L {args.layers}, window W {args.window}, "
-          f"median of {args.runs} runs of {args.tokens} tokens")
+          f"best of {args.runs} runs of {args.tokens} tokens")
     print("| attention | batch | position | ms/step | tokens/s | vs first |")
     print("|---|---:|---:|---:|---:|---:|")
     base = None
