@@ -1,6 +1,9 @@
-"""Generation: text streams and an LSTM language model on the shared encoder (to come)."""
+"""Generation: text streams and an LSTM language model (with attention over its past) on the
+shared encoder."""
 
 from nlp_lstm.generation.corpus import SyntheticText
 from nlp_lstm.generation.data import GenerationDataModule, TextFiles, TinyShakespeare
+from nlp_lstm.generation.net import LanguageModelNet, LMState
 
-__all__ = ["GenerationDataModule", "SyntheticText", "TextFiles", "TinyShakespeare"]
+__all__ = ["GenerationDataModule", "LMState", "LanguageModelNet", "SyntheticText", "TextFiles",
+           "TinyShakespeare"]
