@@ -70,23 +70,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not text.strip():
                 fail(f"argument {i} is empty or whitespace: expected a sentence")
         model = load_model(args.ckpt, task="translation")
-        beam = model.beam_size if args.beam_size is None else args.beam_size
-        model.check_decoding(beam, args.n_best, args.max_length_ratio or model.max_length_ratio,
-                             model.max_length_offset)
-        png_dir = Path(args.attention_png) if args.attention_png else None
-        if png_dir is not None:
-            png_dir.mkdir(parents=True, exist_ok=True)
         texts = [text for _, text in inputs]
         todo = [i for i, text in enumerate(texts) if text.strip()]
         truncated = 0
         results: dict[int, list[dict[str, Any]]] = {}
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start : start + args.batch_size]
-            translated, cut = model.translate([texts[i] for i in batch], beam_size=beam,
+            translated, cut = model.translate([texts[i] for i in batch], beam_size=args.beam_size,
                                               n_best=args.n_best,
                                               max_length_ratio=args.max_length_ratio)
             truncated += cut
             results.update(zip(batch, translated, strict=True))
+        png_dir = Path(args.attention_png) if args.attention_png else None
+        if png_dir is not None:
+            png_dir.mkdir(parents=True, exist_ok=True)
         for i, text in enumerate(texts):
             hyps = results.get(i)
             row: dict[str, Any] = {"source": text, "translation": hyps[0]["translation"] if hyps
