@@ -116,11 +116,17 @@ class Seq2SeqTranslator(TaskModule):
         self._decoded: list[tuple[int, str, str]] = []  # (index, hypothesis, reference)
 
     # ------------------------------------------------------------- training
-    def _real_logits(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _real_logits(
+        self, batch: dict[str, Any], state: Seq2SeqState | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, V) and gold tokens (N,) of the real target positions only: the output
-        layer, the largest matmul, never sees padding."""
-        attentional = self.net.attentional(batch["src"], batch["src_lengths"], batch["tgt_in"],
-                                           batch["tgt_lengths"])  # (B, T, H)
+        layer, the largest matmul, never sees padding. ``state``: the batch's sources already
+        encoded (``Seq2Seq.encode``), else they are encoded here."""
+        if state is None:
+            state = self.net.encode(batch["src"], batch["src_lengths"])
+        attentional = self.net.decoder.attentional(
+            batch["tgt_in"], state.decoder, state.memory, state.mask, batch["tgt_lengths"]
+        )  # (B, T, H)
         mask = lengths_to_mask(batch["tgt_lengths"].to(self.device),
                                batch["tgt_in"].size(1))  # (B, T)
         return self.net.decoder.logits(attentional[mask]), batch["tgt_out"][mask]  # (N, V), (N,)
@@ -133,12 +139,13 @@ class Seq2SeqTranslator(TaskModule):
 
     # ----------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
-        logits, gold = self._real_logits(batch)
+        state = self.net.encode(batch["src"], batch["src_lengths"])  # for the loss and decoding
+        logits, gold = self._real_logits(batch, state)
         nll = F.cross_entropy(logits.float(), gold)  # per real token
         self.losses[stage].update(nll, weight=gold.numel())
         fitting = self.trainer is not None and self.trainer.state.fn == "fit"
         hypotheses = self.decode(batch["src"], batch["src_lengths"],
-                                 beam_size=1 if fitting else self.beam_size)
+                                 beam_size=1 if fitting else self.beam_size, state=state)
         indices = batch["index"].tolist()
         for i, hyp, ref in zip(indices, hypotheses, batch["references"], strict=True):
             self._decoded.append((i, self.detokenize(hyp[0].tokens), ref))
@@ -187,16 +194,18 @@ class Seq2SeqTranslator(TaskModule):
     def decode(
         self, src: torch.Tensor, src_lengths: torch.Tensor, *, beam_size: int | None = None,
         n_best: int = 1, max_length_ratio: float | None = None,
+        state: Seq2SeqState | None = None,
     ) -> list[list[Hypothesis]]:
         """Translate token ids: src (B, S), src_lengths (B,) -> per sentence its ``n_best``
         hypotheses (target ids without <bos>, score, attention (T, S)), best first. Greedy when
-        the beam is 1."""
+        the beam is 1. ``state``: the sources already encoded, else they are encoded here."""
         beam = self.beam_size if beam_size is None else beam_size
         ratio = self.max_length_ratio if max_length_ratio is None else max_length_ratio
         self.check_decoding(beam, n_best, ratio, self.max_length_offset)
         src, src_lengths = src.to(self.device), src_lengths.to(self.device)
         max_lengths = (ratio * src_lengths.double() + self.max_length_offset).long().clamp(min=1)
-        state = self.net.encode(src, src_lengths)
+        if state is None:
+            state = self.net.encode(src, src_lengths)
         ids = {"bos_id": self.target_tokenizer.bos_id, "eos_id": self.target_tokenizer.eos_id}
         if beam == 1 and n_best == 1:
             return [[h] for h in greedy(self.net.step, state, max_lengths=max_lengths,
