@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nlp_lstm.data.base import TextDataModule
+from nlp_lstm.generation import GenerationDataModule, LanguageModel
 from nlp_lstm.module import TaskModule
 from nlp_lstm.sentiment import (
     BagOfWordsClassifier,
@@ -137,4 +138,15 @@ register(Task(
                              else dm.target_tokenizer.to_json()},
     prepare_eval=_translation_eval,
     report=_signatures,
+))
+
+
+# ----------------------------------------------------------------- generation
+register(Task(
+    name="generation",
+    datamodule=GenerationDataModule,
+    models=(LanguageModel,),
+    model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(), "separator": dm.separator},
+    prepare_eval=lambda cfg, model: instantiate(cfg.data,
+                                                trained_tokenizer=model.tokenizer.to_json()),
 ))

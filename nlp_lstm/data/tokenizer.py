@@ -131,6 +131,13 @@ class Tokenizer:
 
     pad_id, unk_id, bos_id, eos_id = range(4)
 
+    @property
+    def kind(self) -> str:
+        """``word``, ``bpe`` or ``char``, as trained (see ``TokenizerTrainer``)."""
+        if isinstance(self.backend.model, models.BPE):
+            return "bpe"
+        return "char" if isinstance(self.backend.decoder, decoders.Fuse) else "word"
+
     def tokenize(self, text: str) -> list[str]:
         return self.backend.encode(text, add_special_tokens=False).tokens
 

@@ -65,6 +65,17 @@ class Story:
     place: str
     errands: int
 
+    def probe_spans(self) -> list[tuple[int, int]]:
+        """The character spans ``(start, stop)`` in ``text`` of the closing line's name, color,
+        item and place: the tokens only a memory of the opening predicts."""
+        closing = self.text.rindex("\n") + 1
+        spans, at = [], closing
+        for word in (self.name, self.color, self.item, self.place):
+            start = self.text.index(f" {word}", at) + 1
+            spans.append((start, start + len(word)))
+            at = start + len(word)
+        return spans
+
 
 def _nested(rng: random.Random, depth: int) -> str:
     """``depth`` levels of mixed brackets around words, e.g. ``(go [north {well}])``."""
@@ -121,6 +132,11 @@ class SyntheticText(GeneratedCorpus[Story]):
     def stories(self, split: str) -> list[Story]:
         """The stories of one split, with their facts."""
         return self.items(split)
+
+    def probe_spans(self, split: str) -> list[list[tuple[int, int]]]:
+        """Per document of ``load(split)``, the character spans of the probe
+        (``Story.probe_spans``)."""
+        return [story.probe_spans() for story in self.stories(split)]
 
     def load(self, split: str, root: Path | None = None,
              on_error: str = "raise") -> tuple[list[str], int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from nlp_lstm.data.base import Source, TextDataModule, file_fingerprint, user_file
 from nlp_lstm.data.batching import pad_sequences
@@ -146,25 +146,65 @@ class TextFiles:
 MODES = ("stream", "sentences")
 
 
-def stream_batch(chunk: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A ``StreamBatcher`` chunk as ``{"input": (B, T), "target": (B, T)}``."""
-    inputs, targets = chunk
-    return {"input": inputs, "target": targets}
+class StreamChunks(Dataset[dict[str, torch.Tensor]]):
+    """A split's token stream as ``StreamBatcher`` chunks with what the metrics need:
+    ``{"input": (B, T), "target": (B, T), "characters": (), "probe": (B, T) bool}``.
+
+    ``characters`` is the text the targets stand for: B*T tokens times the split's characters
+    per token (exactly B*T for a character tokenizer), so summing it over batches gives the
+    characters behind the predicted tokens and bits per character compare across tokenizers.
+    ``probe`` (only where the data defines one) marks the targets the probe metric scores.
+    """
+
+    def __init__(self, ids: torch.Tensor, probe: torch.Tensor | None, characters_per_token: float,
+                 batch_size: int, seq_len: int, num_replicas: int = 1, rank: int = 0) -> None:
+        self.ids = StreamBatcher(ids, batch_size, seq_len, num_replicas=num_replicas, rank=rank)
+        # The mask cut exactly like the ids: its "targets" line up with the id targets.
+        self.probe = None if probe is None else StreamBatcher(
+            probe.long(), batch_size, seq_len, num_replicas=num_replicas, rank=rank)
+        self.characters_per_token = characters_per_token
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        inputs, targets = self.ids[k]  # (B, T) each
+        batch = {"input": inputs, "target": targets,
+                 "characters": torch.tensor(targets.numel() * self.characters_per_token)}
+        if self.probe is not None:
+            batch["probe"] = self.probe[k][1].bool()  # (B, T)
+        return batch
+
+
+def _as_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch  # StreamChunks items are whole batches already
 
 
 class SentenceCollate:
-    """Collate target sequences (text tokens, then ``<eos>`` unless truncated) into
-    ``{"input": (B, T), "target": (B, T), "lengths": (B,)}``: the input is ``<bos>`` followed by
-    the target without its last token, so position t of the input predicts position t of the
-    target. Both are right-padded with ``<pad>`` (a loss should ignore ``pad_id``)."""
+    """Collate examples ``(target, probe)`` (target: text tokens, then ``<eos>`` unless
+    truncated; probe: a bool per target token, or None) into ``{"input": (B, T), "target":
+    (B, T), "lengths": (B,), "characters": ()[, "probe": (B, T) bool]}``: the input is
+    ``<bos>`` followed by the target without its last token, so position t of the input
+    predicts position t of the target. Both are right-padded with ``<pad>`` (a loss should
+    ignore ``pad_id``). ``characters``: real target tokens times ``characters_per_token``
+    (see ``StreamChunks``)."""
 
-    def __init__(self, bos_id: int, pad_id: int) -> None:
+    def __init__(self, bos_id: int, pad_id: int, characters_per_token: float = 1.0) -> None:
         self.bos_id, self.pad_id = bos_id, pad_id
+        self.characters_per_token = characters_per_token
 
-    def __call__(self, targets: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, examples: Sequence[tuple[list[int], list[bool] | None]]
+    ) -> dict[str, torch.Tensor]:
+        targets = [ids for ids, _ in examples]
         target, lengths = pad_sequences(targets, self.pad_id)  # (B, T), (B,)
         inputs, _ = pad_sequences([[self.bos_id, *seq[:-1]] for seq in targets], self.pad_id)
-        return {"input": inputs, "target": target, "lengths": lengths}
+        batch = {"input": inputs, "target": target, "lengths": lengths,
+                 "characters": torch.tensor(float(lengths.sum()) * self.characters_per_token)}
+        if all(probe is not None for _, probe in examples):
+            probe, _ = pad_sequences([[int(p) for p in mask] for _, mask in examples], 0)
+            batch["probe"] = probe.bool()  # (B, T)
+        return batch
 
 
 class GenerationDataModule(TextDataModule):
@@ -254,6 +294,53 @@ class GenerationDataModule(TextDataModule):
             self._encoded[key] = torch.tensor(ids, dtype=torch.int64)  # (N,)
         return self._encoded[key]
 
+    def probe_masks(self, split: str) -> list[list[bool]] | None:
+        """Per document of the split, a bool per token: True where the token is scored by the
+        probe metric. Only for sources that define probe character spans (``SyntheticText``)
+        read with a character tokenizer (one token per character); None otherwise."""
+        if not hasattr(self.source, "probe_spans"):
+            return None
+        if self.tokenizer is None:
+            self.setup()
+        key = f"probe:{split}"
+        if key not in self._encoded:
+            docs = self._examples(split)
+            encoded = self.tokenizer.encode_batch(docs)
+            if any(len(ids) != len(doc) for ids, doc in zip(encoded, docs, strict=True)):
+                self._encoded[key] = None  # not one token per character: no probe
+            else:
+                masks = []
+                for doc, spans in zip(docs, self.source.probe_spans(split), strict=True):
+                    mask = [False] * len(doc)
+                    for start, stop in spans:
+                        mask[start:stop] = [True] * (stop - start)
+                    masks.append(mask)
+                self._encoded[key] = masks
+        return self._encoded[key]
+
+    def probe_stream(self, split: str) -> torch.Tensor | None:
+        """``probe_masks`` aligned with ``stream(split)``: (N,) bool, or None."""
+        masks = self.probe_masks(split)
+        if masks is None:
+            return None
+        separator = [False] * len(self.tokenizer.encode(self.separator))
+        flat: list[bool] = []
+        for i, mask in enumerate(masks):
+            if i:
+                flat.extend(separator)
+            flat.extend(mask)
+        return torch.tensor(flat, dtype=torch.bool)  # (N,)
+
+    def characters_per_token(self, split: str) -> float:
+        """The split's characters (documents joined by the separator) per served token."""
+        docs = self._examples(split)
+        characters = sum(map(len, docs)) + len(self.separator) * (len(docs) - 1)
+        if self.mode == "stream":
+            tokens = self.stream(split).numel()
+        else:
+            tokens = sum(len(ids) for ids in self.sentences(split))
+        return characters / max(tokens, 1)
+
     def sentences(self, split: str) -> list[list[int]]:
         """The targets of a split's examples (text tokens, then ``<eos>``), truncated to
         ``max_length``; tokenized once and cached."""
@@ -272,11 +359,21 @@ class GenerationDataModule(TextDataModule):
         their order)."""
         if self.mode == "stream":
             replicas, rank = self._shard()
-            batcher = StreamBatcher(self.stream(split), self.batch_size, self.seq_len,
-                                    num_replicas=replicas, rank=rank)
-            return self.loader(batcher, stream_batch)
+            chunks = StreamChunks(self.stream(split), self.probe_stream(split),
+                                  self.characters_per_token(split), self.batch_size,
+                                  self.seq_len, num_replicas=replicas, rank=rank)
+            return self.loader(chunks, _as_batch)
         data = self.sentences(split)
-        return self.loader(data, SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id),
+        masks = self.probe_masks(split)
+        if masks is not None:  # the documents sentences() keeps, cut like their targets
+            masks = [mask for mask, doc in zip(masks, self._examples(split), strict=True)
+                     if doc.strip()]
+        # A target is the document's tokens and <eos> (unscored), truncated like the target.
+        examples = [(ids, None if masks is None else (masks[i] + [False])[: len(ids)])
+                    for i, ids in enumerate(data)]
+        collate = SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id,
+                                  self.characters_per_token(split))
+        return self.loader(examples, collate,
                            self.batch_sampler([len(ids) for ids in data], shuffle=shuffle))
 
     # ---------------------------------------------------------- statistics

@@ -263,9 +263,12 @@ class LanguageModelNet(nn.Module):
         return args
 
     def reset_parameters(self) -> None:
-        # Small embeddings, as in PyTorch's word_language_model: with tied weights they are
-        # also the output layer, whose initial logits should be near uniform.
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        # N(0, 1), nn.Embedding's default. The small uniform(-0.1, 0.1) of PyTorch's
+        # word_language_model (tuned for SGD at lr 20) starves the xavier-initialised LSTM of
+        # input under Adam: measured on the story corpus (E 64, H 256, L 2, tied, lr 3e-3),
+        # the loss sat at the unigram entropy (3.1 nats) for 500 steps, against 0.45 after 60
+        # steps with N(0, 1) (0.5: 1.21, 0.25: 1.73).
+        nn.init.normal_(self.embedding.weight)
         with torch.no_grad():
             if self.pad_id is not None:
                 self.embedding.weight[self.pad_id].zero_()

@@ -1,0 +1,315 @@
+"""The generation LightningModule: truncated-BPTT training of ``LanguageModelNet`` on contiguous
+streams, perplexity and bits per character, the long-range probe, and sampling from raw text.
+
+Stream mode carries the network's state (the (h, c) of every layer and, with attention, the
+memory of past top-layer states) from each batch to the next, detached, as the data module's
+contiguous streams intend; the carried state starts empty at the start of every training,
+validation and test epoch, and each DDP rank carries its own (it reads its own streams).
+Sentence batches (``lengths`` present) start every example from an empty state.
+
+Metrics of a split, over all its batches (and ranks):
+
+- ``loss``: nats per predicted token, ``ppl`` = exp(loss);
+- ``bpc``: bits per character, total nats / the characters the predicted tokens stand for /
+  ln 2 (the batches' ``characters``), so character and BPE models compare;
+- ``probe`` (where the data marks probe tokens, e.g. the story corpus): the teacher-forced
+  accuracy of the argmax prediction on those tokens.
+
+Legend: B batch, T time, V vocab, P prompt length, N generated tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import SumMetric
+
+from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.generation.net import LanguageModelNet, LMState
+from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
+from nlp_lstm.nn.sampling import check_sampling, iter_sample
+
+SUMS = ("nats", "tokens", "characters", "probe_correct", "probe_total")
+
+
+class TextStream:
+    """Turns one sample's token ids into text as they arrive, and stops it at a stop string.
+
+    ``push`` returns the text that is now final: a piece that might still become a stop string
+    (a suffix of the text that is a prefix of one) or an unfinished byte sequence of a byte-level
+    BPE token is held back until the next token decides. A stop string ends the sample and is
+    not part of its text (as in the OpenAI API; Hugging Face keeps it)."""
+
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()) -> None:
+        self.tokenizer, self.stop = tokenizer, tuple(stop)
+        self.ids: list[int] = []  # the text's tokens
+        self.tokens = 0  # tokens generated, an <eos> and a stop string's included
+        self.text = ""  # the final text so far
+        self.done = False
+
+    def push(self, token: int) -> str:
+        """Add a token; returns the newly final text ("" once done)."""
+        if self.done:
+            return ""
+        self.tokens += 1
+        if token == self.tokenizer.eos_id:
+            return self.finish()
+        self.ids.append(token)
+        full = self.tokenizer.decode(self.ids)
+        hits = [full.find(s) for s in self.stop if s in full]
+        if hits:
+            self.done = True
+            return self._emit(full[: min(hits)])
+        keep = len(full)
+        if full.endswith("\ufffd"):  # a UTF-8 character split across byte-level tokens
+            keep = len(full.rstrip("\ufffd"))
+        for s in self.stop:  # hold back what may still turn into a stop string
+            for n in range(min(len(s) - 1, keep), 0, -1):
+                if full[:keep].endswith(s[:n]):
+                    keep -= n
+                    break
+        return self._emit(full[:keep])
+
+    def finish(self) -> str:
+        """End the sample (``<eos>``, or out of tokens): the held-back text becomes final."""
+        self.done = True
+        return self._emit(self.tokenizer.decode(self.ids))
+
+    def _emit(self, final: str) -> str:
+        new, self.text = final[len(self.text):], final
+        return new
+
+
+class LanguageModel(TaskModule):
+    """An LSTM language model with optional window attention over its past (``LanguageModelNet``).
+
+    Args:
+        tokenizer: the trained tokenizer as JSON; travels inside the checkpoint.
+        separator: the text between documents of the training data (e.g. a newline); an empty
+            prompt starts from it.
+        embedding_dim, encoder, attention, attention_window, dropout_embedding, dropout_input,
+            dropout_hidden, dropout_output, tie_embeddings: those of ``LanguageModelNet``
+            (``encoder`` is the mapping of ``LSTMEncoder`` settings, ``hidden_size`` required).
+        max_length: a prompt longer than this many tokens keeps its last ``max_length`` (the
+            prompt is read in one forward call, whose memory grows with its length).
+        optimizer, scheduler: see ``TaskModule``.
+    """
+
+    task = "generation"
+
+    def __init__(
+        self,
+        tokenizer: str,
+        separator: str = "\n",
+        embedding_dim: int = 128,
+        encoder: Mapping[str, Any] | None = None,
+        attention: str = "none",
+        attention_window: int = 64,
+        dropout_embedding: float = 0.0,
+        dropout_input: float = 0.0,
+        dropout_hidden: float = 0.0,
+        dropout_output: float = 0.0,
+        tie_embeddings: bool = True,
+        max_length: int = 4096,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        self.tokenizer = Tokenizer.from_json(tokenizer)
+        self.separator = separator
+        self.max_length = max_length
+        self.net = LanguageModelNet(
+            self.tokenizer.vocab_size, embedding_dim=embedding_dim,
+            encoder=dict(encoder or {"hidden_size": 512, "num_layers": 2}),
+            pad_id=self.tokenizer.pad_id, attention=attention, attention_window=attention_window,
+            dropout_embedding=dropout_embedding, dropout_input=dropout_input,
+            dropout_hidden=dropout_hidden, dropout_output=dropout_output,
+            tie_embeddings=tie_embeddings)
+        # Sums synced across DDP ranks by torchmetrics: the metrics are those of the whole split.
+        self.sums = torch.nn.ModuleDict({f"{stage}_{name}": SumMetric()
+                                         for stage in ("val", "test") for name in SUMS})
+        self._states: dict[str, LMState] = {}  # per stage, the state the next batch starts from
+
+    # -------------------------------------------------------------- the state
+    def _forward(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """Logits (B, T, V) of a batch; stream batches continue the stage's carried state."""
+        lengths = batch.get("lengths")
+        state = None
+        if lengths is None:
+            state = self._states.get(stage)
+            if state is not None and state.h.size(1) != batch["input"].size(0):
+                state = None  # a different number of streams: a new text
+        logits, new_state = self.net(batch["input"], state, lengths)  # (B, T, V)
+        if lengths is None:  # truncated BPTT: carry the values, cut the graph
+            self._states[stage] = new_state.detach()
+        return logits
+
+    def on_train_epoch_start(self) -> None:
+        self._states.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self._states.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self._states.pop("test", None)
+
+    # -------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self._forward(batch, "train")  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["target"].flatten(),
+                               ignore_index=self.tokenizer.pad_id)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].size(0))
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        logits = self._forward(batch, stage)  # (B, T, V)
+        target = batch["target"]  # (B, T)
+        nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(),
+                               ignore_index=self.tokenizer.pad_id, reduction="sum")
+        sums = {"nats": nats, "tokens": (target != self.tokenizer.pad_id).sum(),
+                "characters": batch["characters"]}
+        if "probe" in batch:
+            probe = batch["probe"]  # (B, T)
+            sums["probe_correct"] = ((logits.argmax(-1) == target) & probe).sum()
+            sums["probe_total"] = probe.sum()
+        for name, value in sums.items():
+            self.sums[f"{stage}_{name}"].update(value.float())
+
+    def _log_epoch(self, stage: str) -> None:
+        total = {}
+        for name in SUMS:
+            metric = self.sums[f"{stage}_{name}"]
+            total[name] = float(metric.compute()) if metric.update_count else 0.0
+            metric.reset()
+        if not total["tokens"]:
+            return
+        loss = total["nats"] / total["tokens"]
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log(f"{stage}/ppl", math.exp(min(loss, 50.0)))
+        self.log(f"{stage}/bpc", total["nats"] / max(total["characters"], 1.0) / math.log(2))
+        if total["probe_total"]:
+            self.log(f"{stage}/probe", total["probe_correct"] / total["probe_total"],
+                     prog_bar=True)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    # ------------------------------------------------------------ generation
+    def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
+        """The prompt's ids (the separator's if the prompt is empty), its last ``max_length``
+        kept, and how many tokens were cut. A character model refuses characters it never saw
+        (a ValueError naming them); word models read unknown words as ``<unk>``, byte-level BPE
+        encodes any text."""
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+        text = prompt or self.separator
+        ids = self.tokenizer.encode(text)
+        if self.tokenizer.kind == "char" and self.tokenizer.unk_id in ids:
+            unknown = sorted({ch for ch in text
+                              if self.tokenizer.encode(ch) == [self.tokenizer.unk_id]})
+            raise ValueError(f"the prompt has characters the model never saw in training: "
+                             f"{', '.join(map(repr, unknown))}; expected only characters of its "
+                             f"vocabulary of {self.tokenizer.vocab_size - 4}")
+        if not ids:
+            raise ValueError(f"the prompt {prompt!r} has no tokens for this {self.tokenizer.kind}"
+                             " model; give some text")
+        cut = max(0, len(ids) - self.max_length)
+        return ids[cut:], cut
+
+    def start_generation(
+        self,
+        prompt: str = "",
+        *,
+        max_new_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+        num_samples: int = 1,
+        stop: Sequence[str] = (),
+    ) -> tuple[list[TextStream], Iterator[list[str]]]:
+        """Check the arguments and the prompt, then return one ``TextStream`` per sample and an
+        iterator that continues ``prompt`` ``num_samples`` times at once, yielding after every
+        step the text each sample added ("" where nothing became final); the streams hold the
+        whole texts. Nothing is computed before the iterator is advanced.
+
+        The prompt is read in one forward call, then each token is one ``step`` with the
+        carried state (no re-reading). A sample ends at ``<eos>``, at a stop string (not
+        included) or after ``max_new_tokens`` tokens. Temperature 0 is greedy; ``seed`` makes
+        the samples reproducible (on the same machine and torch version)."""
+        check_sampling(temperature=temperature, top_k=top_k, top_p=top_p,
+                       repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens)
+        if temperature == 0.0 and (top_k or top_p != 1.0):
+            raise ValueError(f"top_k={top_k} and top_p={top_p} restrict sampling, but "
+                             "temperature=0 is greedy decoding: give a temperature > 0 to "
+                             "sample, or leave top_k=0 and top_p=1")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise ValueError(f"stop strings must be non-empty strings, got {list(stop)!r}")
+        ids, _ = self.encode_prompt(prompt)
+        streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
+        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                    "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty}
+        return streams, self._pieces(ids, streams, seed, settings)
+
+    @torch.no_grad()
+    def _pieces(self, ids: list[int], streams: list[TextStream], seed: int | None,
+                settings: dict[str, Any]) -> Iterator[list[str]]:
+        self.eval()
+        n = len(streams)
+        prompt_ids = torch.tensor([ids], device=self.device)  # (1, P)
+        logits, state = self.net.prompt(prompt_ids)  # (1, V)
+        state = state.repeat_interleave(n)  # the prompt read once, continued n times
+        logits = logits.repeat_interleave(n, dim=0)  # (n, V)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        steps = iter_sample(self.net.step, state, logits, prompt_ids=prompt_ids.expand(n, -1),
+                            eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
+                            generator=generator, **settings)
+        for tokens in steps:  # (n,)
+            yield [stream.push(t) for stream, t in zip(streams, tokens.tolist(), strict=True)]
+            if all(stream.done for stream in streams):
+                return
+        yield [stream.finish() for stream in streams]
+
+    def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
+        """Run ``start_generation`` (same arguments) to the end: per sample ``{"prompt",
+        "text", "tokens", "seconds"}``, ``tokens`` the tokens it generated (its ``<eos>`` or
+        stop string included), ``seconds`` the wall time of the whole batch of samples."""
+        start = time.perf_counter()
+        streams, pieces = self.start_generation(prompt, **settings)
+        for _ in pieces:
+            pass
+        seconds = round(time.perf_counter() - start, 4)
+        return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
+                for s in streams]
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """Each text is a prompt, continued greedily for up to 200 tokens."""
+        results, truncated = [], 0
+        for text in texts:
+            truncated += self.encode_prompt(text)[1] > 0
+            results.append(self.generate(text, temperature=0.0)[0])
+        return results, truncated
