@@ -10,7 +10,8 @@ state is then repeated for larger batches), and ``nn.sampling.sample`` draws ``-
 table gives the best (over runs) mean time per generated step, tokens/s (batch / step time) and
 the ratio of the step time to the first row's (attention none, batch 1, the first position)
 measured in the same run: flat across positions means the cost per token does not grow with
-the text. (Best, not median: on a shared machine a busy neighbour inflates single runs.)
+the text. Every case runs once unmeasured, then the runs go in rounds over all cases. (Best,
+not median: on a shared machine a busy neighbour inflates single runs.)
 Untrained weights: speed does not depend on them.
 
 Legend: B batch, E embedding size, H hidden, L layers, V vocab, W attention window.
@@ -36,22 +37,26 @@ def build(attention: str, args: argparse.Namespace) -> LanguageModelNet:
                             attention=attention, attention_window=args.window).eval()
 
 
-@torch.no_grad()
-def step_time(net: LanguageModelNet, position: int, batch: int, tokens: int, runs: int) -> float:
-    """Best of ``runs`` mean seconds per generated step after a prompt of ``position`` tokens."""
-    prompt = torch.randint(0, VOCAB, (1, position))  # (1, P)
-    logits, state = net.prompt(prompt)  # (1, V)
-    state, logits = state.repeat_interleave(batch), logits.repeat_interleave(batch, dim=0)
-    times = []
-    for run in range(runs + 1):  # the first run warms up
-        generator = torch.Generator().manual_seed(run)
+class Case:
+    """One row of the table: a net, a prompt of ``position`` tokens read once, ``batch`` rows."""
+
+    def __init__(self, net: LanguageModelNet, attention: str, position: int, batch: int) -> None:
+        self.net, self.attention, self.position, self.batch = net, attention, position, batch
+        with torch.no_grad():
+            prompt = torch.randint(0, VOCAB, (1, position))  # (1, P)
+            logits, state = net.prompt(prompt)  # (1, V)
+        self.state = state.repeat_interleave(batch)
+        self.logits = logits.repeat_interleave(batch, dim=0)  # (B, V)
+        self.times: list[float] = []
+
+    @torch.no_grad()
+    def run(self, tokens: int, seed: int) -> None:
+        """Time one sample of ``tokens`` steps; keeps the mean seconds per step."""
+        generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        out = sample(net.step, state, logits, tokens, temperature=0.8, top_k=20, top_p=0.95,
-                     repetition_penalty=1.1, generator=generator)
-        elapsed = time.perf_counter() - start
-        if run:
-            times.append(elapsed / out.tokens.size(1))
-    return min(times)
+        out = sample(self.net.step, self.state, self.logits, tokens, temperature=0.8, top_k=20,
+                     top_p=0.95, repetition_penalty=1.1, generator=generator)
+        self.times.append((time.perf_counter() - start) / out.tokens.size(1))
 
 
 def main() -> None:
@@ -62,7 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--embedding", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="default: torch's")
     args = parser.parse_args()
@@ -75,16 +80,21 @@ def main() -> None:
           f"best of {args.runs} runs of {args.tokens} tokens")
     print("| attention | batch | position | ms/step | tokens/s | vs first |")
     print("|---|---:|---:|---:|---:|---:|")
-    base = None
-    for attention in ("none", "window"):
-        net = build(attention, args)
-        for batch in batches:
-            for position in positions:
-                seconds = step_time(net, position, batch, args.tokens, args.runs)
-                base = base or seconds
-                print(f"| {attention} | {batch} | {position:,} | {seconds * 1e3:.2f} | "
-                      f"{batch / seconds:,.0f} | {seconds / base:.2f}x |", flush=True)
-
+    cases = [Case(build(attention, args), attention, position, batch)
+             for attention in ("none", "window") for batch in batches for position in positions]
+    # Every case once unmeasured (allocation, kernel selection), then rounds over all cases,
+    # so drifts in machine load hit every row alike.
+    for case in cases:
+        case.run(args.tokens, seed=0)
+        case.times.clear()
+    for run in range(args.runs):
+        for case in cases:
+            case.run(args.tokens, seed=run + 1)
+    base = min(cases[0].times)
+    for case in cases:
+        seconds = min(case.times)
+        print(f"| {case.attention} | {case.batch} | {case.position:,} | {seconds * 1e3:.2f} | "
+              f"{case.batch / seconds:,.0f} | {seconds / base:.2f}x |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -44,9 +44,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         f"{cfg.split}/{key.split('/', 1)[1]}": float(value) for key, value in sorted(raw.items())
     }
     metrics.update({f"{cfg.split}/{name}": value for name, value in model.results.items()})
-    metrics["examples"] = len(loader.dataset)
+    # Streams of a language model count tokens; every other data set counts examples.
+    unit, count = (("tokens", loader.dataset.num_tokens) if hasattr(loader.dataset, "num_tokens")
+                   else ("examples", len(loader.dataset)))
+    metrics[unit] = count
     metrics["seconds"] = round(seconds, 3)
-    metrics["examples_per_second"] = round(len(loader.dataset) / seconds, 1)
+    metrics[f"{unit}_per_second"] = round(count / seconds, 1)
     metrics["truncated_examples"] = datamodule.truncated
     metrics["checkpoint"] = str(cfg.ckpt_path)
 

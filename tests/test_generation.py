@@ -333,6 +333,11 @@ def test_eval_command_prints_loss_ppl_bpc_json(generation_ckpt, generation_run, 
     metrics = evaluate(cfg)
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == metrics == json.loads((tmp_path / "m.json").read_text())
+    # Streams count predicted tokens: 8 streams, each of them all but its last token.
+    docs = GenerationDataModule(SyntheticText(120), cache_dir=None)._examples("val")
+    characters = sum(map(len, docs)) + 2 * (len(docs) - 1)
+    assert metrics["tokens"] == 8 * (characters // 8 - 1)
+    assert metrics["tokens_per_second"] > 0 and "examples" not in metrics
     trained = json.loads((generation_run / "metrics.json").read_text())
     for name in ("loss", "ppl", "bpc", "probe"):
         assert metrics[f"val/{name}"] == pytest.approx(trained[f"val/{name}"], rel=1e-5)
@@ -408,3 +413,16 @@ def test_bf16_mixed_generation(attention, tmp_path: Path) -> None:
                                    "trainer.precision=bf16-mixed", "debug=limit"]))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0 < metrics["val/loss"] < 10
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_text_stream_pieces_add_up_to_the_decoded_text(kind):
+    from nlp_lstm.data import TokenizerTrainer
+
+    text = "Größe, über Maß! Ein Café... \\o/ naïve — test.\nZweite Zeile: 42 Äpfel."
+    tok = TokenizerTrainer(kind, False, 1, 300).train([text])
+    ids = tok.encode(text)
+    stream = TextStream(tok)
+    pieces = [stream.push(i) for i in ids] + [stream.finish()]
+    assert "".join(pieces) == stream.text == tok.decode(ids)
+    assert stream.tokens == len(ids)

@@ -141,7 +141,7 @@ def _module(**kwargs) -> GenerationDataModule:
 def test_stream_batches_are_contiguous_and_shifted():
     dm = _module(batch_size=4, seq_len=16)
     batches = list(dm.train_dataloader())
-    assert len(batches) > 2 and list(batches[0]) == ["input", "target"]
+    assert len(batches) > 2 and list(batches[0]) == ["input", "target", "characters", "probe"]
     for batch in batches:
         assert batch["input"].dtype == torch.int64 and batch["input"].device.type == "cpu"
         assert batch["input"].shape == batch["target"].shape

@@ -167,6 +167,12 @@ class StreamChunks(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def num_tokens(self) -> int:
+        """The tokens predicted over all chunks (every position of every stream but the last)."""
+        streams = self.ids.streams  # (B, L)
+        return streams.size(0) * (streams.size(1) - 1)
+
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         inputs, targets = self.ids[k]  # (B, T) each
         batch = {"input": inputs, "target": targets,
