@@ -2,11 +2,12 @@
 batching against the same server with ``--max-batch-size 1``, measured in the same run.
 
     python -m benchmarks.serve_load --ckpt PATH [--requests 2000] [--concurrency 64]
-        [--max-wait-ms 10] [--threads 1] [--warmup 200]
+        [--max-wait-ms 10] [--threads 1] [--warmup 200] [--client-processes 1]
 
 For each batch size the server runs as a subprocess on 127.0.0.1 (a free port); ``--warmup``
 requests come first, then ``--requests`` requests of one text each (sentences of the embedded
-corpus) from ``--concurrency`` concurrent clients (httpx, async, one process). Every answer is
+corpus) from ``--concurrency`` concurrent clients (httpx, async, in ``--client-processes``
+processes). Every answer is
 checked against ``predict_texts`` called directly (labels equal; probabilities, rounded to 6
 digits by the model, equal or within 1e-6 where the batch's composition moves the last digit).
 Reported: errors, mismatches, p50/p99 latency, requests/s, the mean batch size (from /metrics),
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +102,32 @@ async def drive(url: str, texts: list[str], expected: list[dict[str, Any]] | Non
     return {**counts, "seconds": seconds, "latencies": latencies}
 
 
+def drive_slice(url: str, texts: list[str], expected: list[dict[str, Any]] | None,
+                concurrency: int) -> dict[str, Any]:
+    return asyncio.run(drive(url, texts, expected, concurrency))
+
+
+def drive_processes(url: str, texts: list[str], expected: list[dict[str, Any]] | None,
+                    concurrency: int, processes: int) -> dict[str, Any]:
+    """``drive`` split over ``processes`` client processes (one Python process cannot send
+    requests as fast as the server answers them); wall time from the first start to the last
+    end."""
+    if processes == 1:
+        return drive_slice(url, texts, expected, concurrency)
+    ctx = multiprocessing.get_context("spawn")
+    parts = [(url, texts[p::processes], None if expected is None else expected[p::processes],
+              max(1, concurrency // processes)) for p in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        list(pool.map(drive_slice, *zip(*[(url, ["warm"], None, 1)] * processes, strict=True)))
+        start = time.perf_counter()
+        results = list(pool.map(drive_slice, *zip(*parts, strict=True)))
+        seconds = time.perf_counter() - start
+    merged: dict[str, Any] = {k: sum(r[k] for r in results)
+                              for k in ("errors", "mismatches", "inexact")}
+    return {**merged, "seconds": seconds,
+            "latencies": [x for r in results for x in r["latencies"]]}
+
+
 def batch_mean(metrics: str) -> float:
     total = re.search(r'nlp_lstm_batch_size_sum\{endpoint="/predict"\} (\S+)', metrics)
     count = re.search(r'nlp_lstm_batch_size_count\{endpoint="/predict"\} (\S+)', metrics)
@@ -127,7 +156,7 @@ def run_server(args: argparse.Namespace, batch_size: int, texts: list[str],
             time.sleep(0.2)
         warm = asyncio.run(drive(url, texts[: args.warmup], None, args.concurrency))
         rss_warm, cpu_start = rss_mib(server.pid), cpu_seconds(server.pid)
-        load = asyncio.run(drive(url, texts, expected, args.concurrency))
+        load = drive_processes(url, texts, expected, args.concurrency, args.client_processes)
         rss_after, cpu = rss_mib(server.pid), cpu_seconds(server.pid) - cpu_start
         mean_batch = batch_mean(httpx.get(f"{url}/metrics").text)
     finally:
@@ -154,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="client processes sharing the concurrency (more when one client "
+                             "process is the bottleneck)")
     args = parser.parse_args(argv)
 
     import torch
@@ -169,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     del model
 
     rows = [run_server(args, b, texts, expected) for b in (32, 1)]
-    print(f"{args.requests} requests (one text each), {args.concurrency} concurrent clients, "
+    print(f"{args.requests} requests (one text each), {args.concurrency} concurrent clients in "
+          f"{args.client_processes} process(es), "
           f"--max-wait-ms {args.max_wait_ms}, {args.threads} server thread(s)")
     print(f"{'max batch':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean batch':>10} "
           f"{'errors':>6} {'mismatch':>8} {'RSS warm':>9} {'RSS after':>9} {'CPU ms/req':>10}")
