@@ -1,0 +1,64 @@
+"""``python -m tasks.serve --ckpt PATH [...]``: serve a checkpoint over HTTP (see ``app.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from nlp_lstm.cli import bad_input_exits
+
+GRACEFUL_SHUTDOWN_SECONDS = 60
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.serve",
+        description="Serve a model over HTTP with dynamic batching: POST /predict (sentiment), "
+                    "/translate (translation) or /generate (generation); GET /health, /metrics.")
+    parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-batch-size", type=int, default=32,
+                        help="texts per model call at most")
+    parser.add_argument("--max-wait-ms", type=float, default=10.0,
+                        help="how long a batch waits for more texts after its first")
+    parser.add_argument("--max-input-tokens", type=int, default=None,
+                        help="longer texts get 413 (default: the model's max_length)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="inference threads: batches (or generations) run at once")
+    parser.add_argument("--max-queue", type=int, default=1024,
+                        help="texts accepted and unfinished at most; beyond, 503")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                        help="larger request bodies get 413")
+    parser.add_argument("--max-new-tokens", type=int, default=1024,
+                        help="generation: the largest max_new_tokens a request may ask")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    with bad_input_exits():
+        import uvicorn
+
+        from nlp_lstm.serve.app import ServeSettings, create_app
+        from nlp_lstm.serve.backend import load_backend
+
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+        backend = load_backend(args.ckpt)
+        settings = ServeSettings(
+            max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+            max_input_tokens=args.max_input_tokens, workers=args.workers,
+            max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+            max_new_tokens=args.max_new_tokens)
+        app = create_app(backend, settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.Server(config).run()
