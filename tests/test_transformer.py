@@ -402,3 +402,51 @@ def test_encoder_transformer_for_translation_is_refused(tmp_path):
     tokenizer = Tokenizer.train_word_level(["the film was good", "the plot was bad"])
     with pytest.raises(InstantiationException, match="kind 'transformer' does not fit this model"):
         instantiate(cfg.model, tokenizer=tokenizer.to_json(), _convert_="all")
+
+
+# -------------------------------------------------------------------- learning
+def test_a_transformer_classifier_memorizes_24_sentences():
+    """As test_training.test_tiny_overfit for the LSTM: the whole path can learn."""
+    from nlp_lstm.data.batching import pad_sequences
+    from nlp_lstm.sentiment import SentimentClassifier
+    from nlp_lstm.sentiment.corpus import generate_sentiment
+
+    torch.manual_seed(0)
+    examples = generate_sentiment(24, seed=1)
+    tok = Tokenizer.train_word_level([e.text for e in examples])
+    model = SentimentClassifier(tok.to_json(), ["negative", "positive"], embedding_dim=32,
+                                dropout=0.0, encoder={"kind": "transformer", "hidden_size": 32,
+                                                      "num_layers": 2, "max_length": 64})
+    tokens, lengths = pad_sequences([tok.encode(e.text) for e in examples], tok.pad_id)
+    labels = torch.tensor([e.label for e in examples])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = model.loss(model(tokens, lengths), labels)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    assert (model.eval()(tokens, lengths).argmax(-1) == labels).all()
+
+
+def test_a_transformer_language_model_learns_a_text_and_generates_it():
+    text = "the cat sat on the mat. "
+    tok = Tokenizer.train_char([text])
+    torch.manual_seed(0)
+    model = LanguageModel(tok.to_json(), embedding_dim=32, attention="none", dropout_hidden=0.0,
+                          dropout_input=0.0, dropout_output=0.0,
+                          encoder={"kind": "transformer", "hidden_size": 32, "num_layers": 2,
+                                   "max_length": 48})
+    ids = torch.tensor(tok.encode(text * 3))  # 72 characters
+    inputs, target = ids[:48].view(1, -1), ids[1:49].view(1, -1)  # (1, 48)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        logits, _ = model.net(inputs)  # (1, 48, V)
+        loss = torch.nn.functional.cross_entropy(logits[0], target[0])
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    # Greedy, 60 characters: past the context of 48, so through the shrunk cache too.
+    out = model.eval().generate("the cat", max_new_tokens=60, temperature=0.0)[0]["text"]
+    assert out == (" sat on the mat. the cat" * 3)[:60]
