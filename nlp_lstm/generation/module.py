@@ -5,7 +5,9 @@ Stream mode carries the network's state (the (h, c) of every layer and, with att
 memory of past top-layer states) from each batch to the next, detached, as the data module's
 contiguous streams intend; the carried state starts empty at the start of every training,
 validation and test epoch, and each DDP rank carries its own (it reads its own streams).
-Sentence batches (``lengths`` present) start every example from an empty state.
+Sentence batches (``lengths`` present) start every example from an empty state. A Transformer
+language model carries nothing (``LanguageModelNet.carries_state``): each batch is read on its
+own, with causal attention within it.
 
 Metrics of a split, over all its batches (and ranks):
 
@@ -111,7 +113,8 @@ class TextStream:
 
 
 class LanguageModel(TaskModule):
-    """An LSTM language model with optional window attention over its past (``LanguageModelNet``).
+    """An LSTM language model with optional window attention over its past, or a causal
+    Transformer one (``LanguageModelNet``).
 
     Args:
         tokenizer: the trained tokenizer as JSON; travels inside the checkpoint.
@@ -119,9 +122,11 @@ class LanguageModel(TaskModule):
             prompt starts from it.
         embedding_dim, encoder, attention, attention_window, dropout_embedding, dropout_input,
             dropout_hidden, dropout_output, tie_embeddings: those of ``LanguageModelNet``
-            (``encoder`` is the mapping of ``LSTMEncoder`` settings, ``hidden_size`` required).
+            (``encoder`` is the mapping of ``LSTMEncoder`` settings, ``hidden_size`` required,
+            or ``kind: transformer`` and ``TransformerEncoder`` settings).
         max_length: a prompt longer than this many tokens keeps its last ``max_length`` (the
-            prompt is read in one forward call, whose memory grows with its length).
+            prompt is read in one forward call, whose memory grows with its length); a
+            Transformer's prompt keeps at most its context, ``encoder.max_length``.
         optimizer, scheduler: see ``TaskModule``.
     """
 
@@ -166,14 +171,15 @@ class LanguageModel(TaskModule):
     # -------------------------------------------------------------- the state
     def _forward(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         """Logits (B, T, V) of a batch; stream batches continue the stage's carried state."""
+        carry = batch.get("lengths") is None and self.net.carries_state
         lengths = batch.get("lengths")
         state = None
-        if lengths is None:
+        if carry:
             state = self._states.get(stage)
             if state is not None and state.h.size(1) != batch["input"].size(0):
                 state = None  # a different number of streams: a new text
         logits, new_state = self.net(batch["input"], state, lengths)  # (B, T, V)
-        if lengths is None:  # truncated BPTT: carry the values, cut the graph
+        if carry:  # truncated BPTT: carry the values, cut the graph
             self._states[stage] = new_state.detach()
         return logits
 
@@ -239,9 +245,9 @@ class LanguageModel(TaskModule):
     # ------------------------------------------------------------ generation
     def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
         """The prompt's ids (the separator's if the prompt is empty), its last ``max_length``
-        kept, and how many tokens were cut. A character model refuses characters it never saw
-        (a ValueError naming them); word models read unknown words as ``<unk>``, byte-level BPE
-        encodes any text."""
+        kept (a Transformer's context, if shorter), and how many tokens were cut. A character
+        model refuses characters it never saw (a ValueError naming them); word models read
+        unknown words as ``<unk>``, byte-level BPE encodes any text."""
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
         text = prompt or self.separator
@@ -255,7 +261,9 @@ class LanguageModel(TaskModule):
         if not ids:
             raise ValueError(f"the prompt {prompt!r} has no tokens for this {self.tokenizer.kind}"
                              " model; give some text")
-        cut = max(0, len(ids) - self.max_length)
+        limit = self.max_length if self.net.context is None else min(self.max_length,
+                                                                      self.net.context)
+        cut = max(0, len(ids) - limit)
         return ids[cut:], cut
 
     def start_generation(
