@@ -276,3 +276,19 @@ def test_advice_is_derived_from_the_numbers() -> None:
         r["value"] = {"lstm": 0.80, "gru": 0.81, "transformer": 0.70}[r["kind"]]
     choose = report.advice(s, "cpu")[1]
     assert "SST-2 in a fixed training time: GRU or LSTM (a tie within the margin)" in choose
+
+
+def test_settings_overrides_and_budget_string() -> None:
+    from benchmarks.compare.__main__ import QUICK, override
+    from benchmarks.compare.quality import budget_string
+
+    s = override(QUICK, ["lr_steps=7", "lr_distances=5,9", "quality_budget_s=sentiment:30"])
+    assert (s.lr_steps, s.lr_distances) == (7, (5, 9))
+    assert s.quality_budget_s == {"sentiment": 30,
+                                  "generation": QUICK.quality_budget_s["generation"]}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        override(QUICK, ["no_such=1"])
+    with pytest.raises(ValueError, match="lr_steps=x"):
+        override(QUICK, ["lr_steps=x"])
+    assert budget_string(300) == "00:00:05:00"
+    assert budget_string(90061) == "01:01:01:01"

@@ -26,7 +26,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,10 @@ class Settings:
     gen_rounds: int
 
 
-# Budgets on a quiet 2-core CPU: params ~2 s, cost ~5 min, long_range ~15 min, quality 6 runs of
-# 5 or 7 min plus start-up and final validation (~40 min), generation ~2 min.
+# Budgets on a quiet 2-core CPU (estimated from 1-thread timings on a busy one): params ~10 s,
+# cost ~3 min, long_range ~20 min (d = 1,000 three quarters of it: ~0.6 / 1.0 / 1.3 s a step
+# for LSTM / GRU / Transformer at 1 thread), quality 6 runs of 5 or 7 min plus start-up and
+# final validation (~40 min), generation ~2 min: ~65-75 min in all.
 FULL = Settings(widths=(256, 512), cost_width=256, cost_lengths=(64, 256, 1024, 4096),
                 cost_tokens=8192, cost_runs=5, lr_width=64, lr_embedding=32,
                 lr_distances=(10, 50, 200, 1000), lr_steps=500, lr_batch=32, lr_eval=1024,
@@ -76,7 +78,31 @@ QUICK = Settings(widths=(256, 512), cost_width=32, cost_lengths=(64, 256, 1024),
                  gen_rounds=2)
 
 
-def machine(device: torch.device, quick: bool, argv: list[str]) -> dict[str, Any]:
+def override(settings: Settings, assignments: list[str]) -> Settings:
+    """Settings with ``name=value`` assignments applied: an int, comma-separated ints for a
+    tuple, ``key:int,...`` for a mapping (``quality_budget_s=sentiment:600,generation:600``)."""
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not hasattr(settings, name):
+            raise ValueError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of "
+                             f"{[f.name for f in fields(settings)]}")
+        current = getattr(settings, name)
+        try:
+            if isinstance(current, tuple):
+                changes[name] = tuple(int(v) for v in value.split(","))
+            elif isinstance(current, dict):
+                pairs = (item.split(":") for item in value.split(","))
+                changes[name] = {**current, **{k: int(v) for k, v in pairs}}
+            else:
+                changes[name] = int(value)
+        except ValueError as e:
+            raise ValueError(f"--set {assignment!r}: {e}") from None
+    return replace(settings, **changes)
+
+
+def machine(device: torch.device, quick: bool, argv: list[str], settings: Settings
+            ) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -89,6 +115,7 @@ def machine(device: torch.device, quick: bool, argv: list[str]) -> dict[str, Any
         label = f"cuda ({torch.cuda.get_device_name(device)})"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
     return {"command": shlex.join(["python", "-m", "benchmarks.compare", *argv]),
+            "settings": asdict(settings),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -151,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default="outputs/compare/runs")
     parser.add_argument("--transformer-layers", type=int, default=2,
                         help="quality section: layers of the Transformer (the configs' 2)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one size or budget of Settings, e.g. lr_steps=1500 or "
+                        "lr_distances=10,20,50 (repeatable)")
     parser.add_argument("--render", default=None, metavar="RESULTS.json",
                         help="re-render a report from saved measurements; runs nothing")
     args = parser.parse_args(argv)
@@ -164,15 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; expected some of {list(SECTIONS)}")
+    try:
+        settings = override(QUICK if args.quick else FULL, args.set)
+    except ValueError as e:
+        parser.error(str(e))
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     out = Path(args.out or ("outputs/compare_quick" if args.quick else "benchmarks"))
-    meta = machine(device, args.quick, argv)
+    meta = machine(device, args.quick, argv, settings)
     print(f"{meta['command']}\n{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, "
           f"{meta['threads']} threads, device {meta['device_label']}", flush=True)
     start = time.perf_counter()
-    sections, times = run_sections(names, QUICK if args.quick else FULL, args, device)
+    sections, times = run_sections(names, settings, args, device)
     times["total"] = time.perf_counter() - start
     results = {"meta": meta, "sections": sections, "times": times}
     report = write(results, out, args.quick)

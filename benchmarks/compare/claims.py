@@ -184,7 +184,7 @@ def efficiency_claims(cost: dict[str, Any] | None, quality: dict[str, Any] | Non
         outcomes.append(outcome(sign * value["transformer"],
                                 [sign * value["lstm"], sign * value["gru"]], d["margin"]))
         cases.append(d["name"])
-        parts.append(f"{d['name']} {d['metric']} in {d['budget_s'] / 60:.4g} min: "
+        parts.append(f"{d['name']} {d['metric']} in {d['budget_s']:,} s of training: "
                      + ", ".join(f"{NAMES[k]} {_fmt(value[k])}" for k in NAMES))
     claims.append(Claim(trait, statement, "; ".join(parts), verdict(outcomes, cases)))
     return claims

@@ -26,6 +26,11 @@ def _kinds(values: dict[str, Any]) -> str:
     return ", ".join(f"{NAMES[k]} {v}" for k, v in values.items())
 
 
+def duration(seconds: float) -> str:
+    """A budget in words: seconds below two minutes, else minutes."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
 def winner(values: dict[str, float], higher_is_better: bool, margin: float) -> list[str]:
     """The best kind, and every kind within ``margin`` of it (a tie), best first."""
     ordered = sorted(values, key=values.get, reverse=higher_is_better)
@@ -111,7 +116,8 @@ def _quality_md(q: dict[str, Any]) -> list[str]:
     for d in q["datasets"]:
         lines += [f"**{d['name']}** ({d['metric']}, "
                   f"{'higher' if d['higher_is_better'] else 'lower'} is better; budget "
-                  f"{d['budget_s'] / 60:.4g} min of training per model):", ""]
+                  f"{duration(d['budget_s'])} per model, `trainer.max_time`, validation "
+                  "included):", ""]
         if "skipped" in d:
             lines += [f"Skipped: {d['skipped']}.", ""]
             continue
@@ -135,7 +141,8 @@ def _quality_md(q: dict[str, Any]) -> list[str]:
 
 
 def _generation_md(g: dict[str, Any]) -> list[str]:
-    lines = [f"Language models of {g['layers']} layers, embedding {g['embedding']}, widths "
+    layers = f"{g['layers']} layer" + ("s" if g["layers"] != 1 else "")
+    lines = [f"Language models of {layers}, embedding {g['embedding']}, widths "
              f"{_kinds(g['widths'])} (parameters without the embedding "
              f"{_kinds({k: f'{v:,}' for k, v in g['params'].items()})}); batch {g['batch']}, "
              f"{g['tokens']} greedy steps after the prompt, best of {g['rounds']} rounds.", "",
@@ -221,7 +228,7 @@ def advice(sections: dict[str, Any], device: str) -> tuple[list[str], list[str]]
         values = {r["kind"]: r["value"] for r in d["rows"]}
         best = winner(values, d["higher_is_better"], d["margin"])
         shown = _kinds({k: f"{v:.4f}" for k, v in values.items()})
-        out.append(f"With {d['budget_s'] / 60:.4g} min of training each on {device}, "
+        out.append(f"With {duration(d['budget_s'])} of training each on {device}, "
                    f"{d['name']} {d['metric']}: {shown}; the best: {_names(best)}.")
         choose.append(f"{d['name']} in a fixed training time: {_names(best)}")
     g = sections.get("generation")
@@ -309,7 +316,7 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
                      f"**{claim.verdict}** |")
     lines += ["", "### When to choose which", ""]
     sentences, choose = advice(s, device)
-    lines += [" ".join(sentences) if sentences else "No section ran: nothing to conclude.", ""]
+    lines += [" ".join(sentences) if sentences else "Nothing measured, nothing to conclude.", ""]
     if choose:
         lines += ["From these numbers, choose for", ""]
         lines += [f"- {c}" for c in choose]
