@@ -239,6 +239,7 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> None:
                           output_names=graph.outputs, dynamic_axes=graph.axes,
                           do_constant_folding=True)
         outputs = graph.module(*graph.args)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     # The exporter's shape inference names some fixed sizes (H, W) as if they varied and some
     # as B: declare exactly the dynamic axes, and the example's sizes elsewhere.
     model = onnx.load(str(path))
