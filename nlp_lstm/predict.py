@@ -27,24 +27,34 @@ def add_model_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--provider", default=None, metavar="NAME",
                         help="with --onnx: the onnxruntime execution provider, cpu (default), "
                              "cuda or tensorrt (onnxruntime-gpu)")
+    parser.add_argument("--quantize", default=None, metavar="int8",
+                        help="with --ckpt: int8 dynamic quantization of the network on CPU "
+                             "(torch.ao); an export is quantized by tasks.export --quantize")
 
 
 def load_predictor(args: argparse.Namespace, task: str) -> Any:
-    """The model that ``--ckpt`` or ``--onnx`` names: a ``TaskModule`` or its
-    ``nlp_lstm.runtime`` counterpart, which offer the same calls. One ``error:`` line (exit 2)
-    unless exactly one of the two is given."""
+    """The model that ``--ckpt`` (int8 with ``--quantize``) or ``--onnx`` names: a
+    ``TaskModule`` or its ``nlp_lstm.runtime`` counterpart, which offer the same calls. One
+    ``error:`` line (exit 2) unless exactly one of the two is given."""
     if (args.ckpt is None) == (args.onnx is None):
         fail("give exactly one of --ckpt PATH (a checkpoint) and --onnx DIR (an export of "
              f"python -m tasks.export), got {'both' if args.ckpt else 'neither'}")
     if args.onnx is not None:
+        if args.quantize is not None:
+            fail(f"--quantize {args.quantize} applies to --ckpt; an export is quantized when "
+                 "written: python -m tasks.export --quantize int8")
         from nlp_lstm import runtime
 
         return runtime.load(args.onnx, providers=args.provider, task=task)
     if args.provider is not None:
         fail(f"--provider {args.provider} applies to --onnx DIR; a checkpoint runs on PyTorch")
     from nlp_lstm.checkpoint import load_model
+    from nlp_lstm.quantize import QUANTIZATIONS, quantize_model
 
-    return load_model(args.ckpt, task=task)
+    if args.quantize is not None and args.quantize not in QUANTIZATIONS:
+        fail(f"unknown --quantize {args.quantize!r}; expected one of {list(QUANTIZATIONS)}")
+    model = load_model(args.ckpt, task=task)
+    return model if args.quantize is None else quantize_model(model, args.quantize)
 
 
 def read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str, str]]:

@@ -326,8 +326,8 @@ def test_the_commands_answer_the_same_with_onnx(checkpoint, translation_ckpt, ex
 
     ours = lines(lambda a: predict_main(a, task="sentiment"), ["--onnx", str(exports["sentiment"]),
                                                                 *texts])
-    theirs = lines(lambda a: predict_main(a, task="sentiment"), ["--ckpt", str(checkpoint),
-                                                                  *texts])
+    theirs = theirs_sentiment = lines(lambda a: predict_main(a, task="sentiment"),
+                                      ["--ckpt", str(checkpoint), *texts])
     assert [r["label"] for r in ours] == [r["label"] for r in theirs]
     for a, b in zip(ours, theirs, strict=True):
         assert a["probs"] == pytest.approx(b["probs"], abs=1e-4)
@@ -349,6 +349,21 @@ def test_the_commands_answer_the_same_with_onnx(checkpoint, translation_ckpt, ex
     message = one_line_error(capsys, lambda: predict_main(
         ["--onnx", str(exports["sentiment"]), "--provider", "nosuch", "x"], task="sentiment"))
     assert "execution provider 'nosuch' is not available" in message
+    for argv, message in ((["--onnx", str(exports["sentiment"]), "--quantize", "int8"],
+                           "an export is quantized when written"),
+                          (["--ckpt", str(checkpoint), "--quantize", "int4"],
+                           "unknown --quantize 'int4'")):
+        assert message in one_line_error(capsys, lambda a=argv: predict_main(
+            [*a, "good"], task="sentiment"))
+    # The PyTorch path in int8 (torch.ao): the same output format, nearly the same answers.
+    int8 = lines(lambda a: predict_main(a, task="sentiment"),
+                 ["--ckpt", str(checkpoint), "--quantize", "int8", *texts])
+    assert [r["text"] for r in int8] == texts
+    for a, b in zip(int8, theirs_sentiment, strict=True):
+        assert a["probs"] == pytest.approx(b["probs"], abs=0.05)
+    int8 = lines(translate_main, ["--ckpt", str(translation_ckpt), "--quantize", "int8",
+                                  *sources])
+    assert [r["source"] for r in int8] == sources and all(r["translation"] for r in int8)
 
 
 def test_generate_command_with_onnx(lm_ckpt, lm_export, capsys, one_thread):
