@@ -9,9 +9,10 @@ in the sentiment models. The translation decoder's recurrence is our own cell on
 parameters, which no ``torch.ao`` module covers: it stays float32, while its linear layers
 (attention, combination, output unless tied) are quantized.
 
-PyTorch 2.13 deprecates the quantized tensor types these modules hold (pytorch/pytorch#184982);
-its warning is silenced here, and the ONNX path (``tasks.export --quantize int8``) is the one
-to rely on: smaller and faster in ``benchmarks/deploy.py``.
+PyTorch 2.13 deprecates ``torch.ao.quantization`` (in favour of the separate ``torchao``
+package) and the quantized tensor types its modules hold (pytorch/pytorch#184982; that warning,
+raised per module, is silenced here). The ONNX path (``tasks.export --quantize int8``) is the
+one to rely on: smaller and faster in ``benchmarks/deploy.py``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from nlp_lstm.checkpoint import load_model
 from nlp_lstm.export import export
 from nlp_lstm.export import main as export_main
 from nlp_lstm.generation.generate import main as generate_main
+from nlp_lstm.nn import LSTMEncoder
 from nlp_lstm.nn import decoding as torch_decoding
+from nlp_lstm.nn.native import NativeEncoder
 from nlp_lstm.predict import main as predict_main
 from nlp_lstm.runtime import decoding as np_decoding
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
@@ -173,6 +175,26 @@ def test_sampling_is_reproducible_streams_and_stops(lm_export):
             model.start_generation("the", **bad)
     with pytest.raises(ValueError, match="never saw"):
         model.start_generation("the \u00dc")
+
+
+# ------------------------------------------------------- the native encoder
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_native_encoder_computes_our_encoder(cell):
+    torch.manual_seed(0)
+    ours = LSTMEncoder(5, 7, 2, bidirectional=True, cell=cell, impl="loop").double().eval()
+    native = NativeEncoder(ours).double()
+    x = torch.randn(4, 6, 5, dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 5, 1])
+    h0 = torch.randn(4, 4, 7, dtype=torch.float64)
+    state = (h0, torch.randn_like(h0)) if cell == "lstm" else h0
+    for args in ((x, lengths), (x, lengths, state), (x, None, state)):
+        (out_a, final_a), (out_b, final_b) = ours(*args), native(*args)
+        torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-12)
+        for a, b in zip(*(f if cell == "lstm" else (f,) for f in (final_a, final_b)),
+                        strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="layer_norm=True has no torch"):
+        NativeEncoder(LSTMEncoder(5, 7, layer_norm=True))
 
 
 # ------------------------------------------------------- the decoding rules
