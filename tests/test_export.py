@@ -21,19 +21,24 @@ import torch
 from conftest import ROOT, compose_train
 from test_serve import serving, without_seconds
 
-from nlp_lstm import runtime
+from nlp_lstm import __version__, runtime
 from nlp_lstm.checkpoint import load_model
+from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.export import export
 from nlp_lstm.export import main as export_main
+from nlp_lstm.generation import LanguageModel
 from nlp_lstm.generation.generate import main as generate_main
+from nlp_lstm.module import CHECKPOINT_FORMAT
 from nlp_lstm.nn import LSTMEncoder
 from nlp_lstm.nn import decoding as torch_decoding
 from nlp_lstm.nn.native import NativeEncoder
 from nlp_lstm.predict import main as predict_main
 from nlp_lstm.runtime import decoding as np_decoding
+from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
 from nlp_lstm.serve import OnnxBackend
 from nlp_lstm.train import train
+from nlp_lstm.translation import Seq2SeqTranslator
 from nlp_lstm.translation.corpus import SyntheticTranslation
 from nlp_lstm.translation.translate import main as translate_main
 
@@ -175,6 +180,78 @@ def test_sampling_is_reproducible_streams_and_stops(lm_export):
             model.start_generation("the", **bad)
     with pytest.raises(ValueError, match="never saw"):
         model.start_generation("the \u00dc")
+
+
+# --------------------------------------------- every architecture, untrained
+def saved(model: Any, path: Path) -> Path:
+    """An untrained model as a checkpoint file, as train.py writes it."""
+    torch.save({"nlp_lstm": {"task": model.task, "model": type(model).__name__,
+                             "version": __version__, "format": CHECKPOINT_FORMAT},
+                "hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()},
+               path)
+    return path
+
+
+VARIANTS = [
+    ("sentiment", {"pooling": "last"}),
+    ("sentiment", {"pooling": "mean", "encoder": {"hidden_size": 8, "cell": "gru",
+                                                  "bidirectional": True, "num_layers": 2}}),
+    ("sentiment", {"pooling": "attention", "encoder": {"hidden_size": 8, "num_layers": 3}}),
+    ("bow", {}),
+    ("translation", {"attention": "luong_dot"}),
+    ("translation", {"attention": "bahdanau", "bridge": "none", "tie_embeddings": True,
+                     "encoder": {"cell": "gru"}}),
+    ("translation", {"attention": "luong_concat", "input_feeding": False, "decoder_layers": 2,
+                     "share_embeddings": True}),
+    ("generation", {"encoder": {"hidden_size": 8, "num_layers": 2, "cell": "gru"},
+                    "attention": "window", "attention_window": 4}),
+    ("generation", {"encoder": {"hidden_size": 8}, "tie_embeddings": False}),
+]
+
+
+@pytest.mark.parametrize(("kind", "settings"), VARIANTS)
+def test_every_architecture_exports_and_computes_the_same(kind, settings, tmp_path):
+    """Graph by graph, on untrained models: encoders of every shape (layers, directions, GRU),
+    every pooling, attention, bridge, tying and input feeding."""
+    torch.manual_seed(0)
+    tok = Tokenizer.train_word_level(["the cat sat on the mat .", "a dog runs , fast !"])
+    tokens = torch.tensor([[4, 5, 6, 7, 8], [9, 10, 11, 0, 0], [12, 0, 0, 0, 0]])  # (B, T)
+    lengths = torch.tensor([5, 3, 1])
+    if kind in ("sentiment", "bow"):
+        cls = SentimentClassifier if kind == "sentiment" else BagOfWordsClassifier
+        model = cls(tok.to_json(), ["neg", "pos"], embedding_dim=6, **settings).eval()
+    elif kind == "translation":
+        model = Seq2SeqTranslator(tok.to_json(), embedding_dim=8, hidden_size=16,
+                                  **settings).eval()
+    else:
+        model = LanguageModel(tok.to_json(), embedding_dim=6, **settings).eval()
+    export(saved(model, tmp_path / "model.ckpt"), tmp_path / "export")
+    graphs = runtime.ExportedModel(tmp_path / "export", threads=1)
+    with torch.no_grad():
+        if kind in ("sentiment", "bow"):
+            got = graphs.run("model", {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+            expected = {"probs": model(tokens, lengths).softmax(-1)}
+        elif kind == "translation":
+            encoded = graphs.run("encoder", {"src": tokens.numpy(),
+                                             "src_lengths": lengths.numpy()})
+            state = model.net.encode(tokens, lengths)
+            token = torch.tensor([2, 5, 7])
+            logits, new, attention = model.net.step(token, state)
+            got = {**encoded, **graphs.run("decoder", {"token": token.numpy(), **encoded})}
+            expected = {"memory": state.memory.values, "mask": state.mask, "h": state.decoder.h,
+                        "log_probs": logits.log_softmax(-1), "h_out": new.decoder.h,
+                        "c_out": new.decoder.c, "attention": attention}
+        else:
+            prompt = graphs.run("prompt", {"tokens": tokens[:1].numpy()})
+            logits, state = model.net.prompt(tokens[:1])
+            step_logits, new = model.net.step(torch.tensor([5]), state)
+            names = graphs.manifest["state"]
+            step = graphs.run("step", {"token": np.array([5]), **{n: prompt[n] for n in names}})
+            got = {"logits": prompt["logits"], "h": prompt["h"], "step": step["logits"],
+                   "h_out": step["h_out"]}
+            expected = {"logits": logits, "h": state.h, "step": step_logits, "h_out": new.h}
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value.numpy(), atol=2e-6, err_msg=name)
 
 
 # ------------------------------------------------------- the native encoder

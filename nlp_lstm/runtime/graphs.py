@@ -117,7 +117,10 @@ class ExportedModel:
         return Tokenizer.load(file)
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one graph: inputs by name -> outputs by name."""
+        """Run one graph: inputs by name -> outputs by name. Feeds the graph does not read
+        are left out (the exporter drops inputs a model ignores, e.g. the decoder's ``feed``
+        without input feeding)."""
         session = self.sessions[graph]
         names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds), strict=True))
+        inputs = {i.name: feeds[i.name] for i in session.get_inputs()}
+        return dict(zip(names, session.run(names, inputs), strict=True))
