@@ -43,8 +43,10 @@ def load_predictor(args: argparse.Namespace, task: str) -> Any:
         if args.quantize is not None:
             fail(f"--quantize {args.quantize} applies to --ckpt; an export is quantized when "
                  "written: python -m tasks.export --quantize int8")
-        from nlp_lstm import runtime
-
+        try:
+            from nlp_lstm import runtime
+        except ImportError as e:
+            fail(f"--onnx needs onnxruntime ({e}): pip install 'nlp-lstm[export]'")
         return runtime.load(args.onnx, providers=args.provider, task=task)
     if args.provider is not None:
         fail(f"--provider {args.provider} applies to --onnx DIR; a checkpoint runs on PyTorch")

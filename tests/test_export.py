@@ -509,6 +509,13 @@ def test_runtime_refuses_what_is_not_an_export(tmp_path, exports):
         runtime.load(tmp_path)
     with pytest.raises(ValueError, match="is a 'sentiment' export, expected a 'generation'"):
         runtime.load(exports["sentiment"], task="generation")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in exports["sentiment"].iterdir():
+        (broken / f.name).write_bytes(f.read_bytes()[:200] if f.suffix == ".onnx"
+                                      else f.read_bytes())
+    with pytest.raises(ValueError, match=r"cannot load .*model\.onnx"):
+        runtime.load(broken)
 
 
 # ----------------------------------------------------------------- serving

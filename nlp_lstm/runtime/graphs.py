@@ -103,8 +103,12 @@ class ExportedModel:
             file = self.path / graph["file"]
             if not file.is_file():
                 raise ValueError(f"{self.path} lacks {graph['file']}, named in its manifest")
-            self.sessions[name] = ort.InferenceSession(str(file), options,
-                                                       providers=self.providers)
+            try:
+                self.sessions[name] = ort.InferenceSession(str(file), options,
+                                                           providers=self.providers)
+            except Exception as e:  # onnxruntime raises its own types for unreadable graphs
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise ValueError(f"cannot load {file}: {reason}") from None
         self.tokenizer = self._tokenizer("tokenizer")
         self.target_tokenizer = (self._tokenizer("target_tokenizer")
                                  if "target_tokenizer" in self.manifest else self.tokenizer)
