@@ -3,7 +3,7 @@ PyTorch int8 (``torch.ao`` dynamic quantization, ``nlp_lstm.quantize``), ONNX fl
 int8 (``python -m tasks.export [--quantize int8]``, run by ``nlp_lstm.runtime``).
 
     python -m benchmarks.deploy --ckpt PATH [--split val] [--limit N] [--threads 2]
-        [--rounds 7] [--beam-size 5] [data=... overrides of the eval config]
+        [--rounds 7] [--beam-size 5] [--length-penalty A] [data=... overrides of the eval config]
 
 Per format: the size of the weights (PyTorch: the network's state dict as ``torch.save``
 writes it; ONNX: the graph files) and its ratio to PyTorch float32; CPU latency of one call on
@@ -13,6 +13,7 @@ interleaved within each round so that a busy machine slows them alike; and quali
 split: accuracy (sentiment) or sacreBLEU BLEU with beam ``--beam-size`` as the translation
 eval computes it (translation), plus how often the format's answer equals PyTorch float32's.
 ``--limit N`` keeps the first N examples for quality (latency always uses the first 32).
+Translations use the checkpoint's length penalty (``--length-penalty`` sets another for all).
 
 The data defaults to the real sets (``data=sst2`` for sentiment, ``data=multi30k`` for
 translation) under ``$NLP_LSTM_DATA``. Ends with one JSON line of all numbers.
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+                        help="translation: GNMT alpha for every format (default: the "
+                             "checkpoint's, which its export carries)")
     parser.add_argument("overrides", nargs="*", help="eval config overrides, e.g. data=...")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -76,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg = compose_config("eval", [f"task={task}", f"ckpt_path={args.ckpt}",
                                       f"split={args.split}", *overrides])
         model = load_model(args.ckpt, task=task)
-        datamodule = get_task(task).prepare_eval(cfg, model)
+        # prepare_eval applies the eval config's decoding settings to the model it is given:
+        # give it a copy, so that every format decodes with the checkpoint's (as its export).
+        datamodule = get_task(task).prepare_eval(cfg, load_model(args.ckpt, task=task))
         examples = datamodule._examples(args.split)[: args.limit]
         texts = [x for x, _ in examples]
         golds = [y for _, y in examples]
@@ -89,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 path = Path(tmp) / name.replace(" ", "_")
                 export(args.ckpt, path, quantize=quantize)
                 formats[name] = (runtime.load(path, threads=args.threads), onnx_bytes(path))
+            if task == "translation" and args.length_penalty is not None:
+                for decoder, _ in formats.values():
+                    decoder.length_penalty = args.length_penalty
             rows = measure(task, formats, texts, golds, args)
     report(task, args, cfg, len(texts), rows)
 
@@ -131,6 +140,8 @@ def measure(task: str, formats: dict[str, tuple[Any, int]], texts: list[str], go
         rows[name] = {"bytes": size, "ms_batch1": 1000 * statistics.median(timings[name][1]),
                       "ms_batch32": 1000 * statistics.median(timings[name][32]),
                       "quality": quality, "quality_seconds": seconds}
+        if task == "translation":
+            rows[name]["length_penalty"] = model.length_penalty
     base = answers["PyTorch fp32"]
     for name, row in rows.items():
         row["same_as_fp32"] = sum(a == b for a, b in zip(answers[name], base, strict=True)) \
@@ -142,7 +153,10 @@ def report(task: str, args: argparse.Namespace, cfg: Any, n: int,
            rows: dict[str, dict[str, Any]]) -> None:
     metric = "accuracy" if task == "sentiment" else f"BLEU (beam {args.beam_size})"
     base = rows["PyTorch fp32"]
-    what = "predict_texts" if task == "sentiment" else f"translate, beam {args.beam_size}"
+    what = "predict_texts"
+    if task == "translation":
+        alpha = next(iter(rows.values()))["length_penalty"]
+        what = f"translate, beam {args.beam_size}, length penalty alpha {alpha}"
     print(f"{cfg.data._target_.rsplit('.', 1)[-1]} {args.split}: {n} examples for quality; "
           f"latency of {what}, median of {args.rounds} rounds; {args.threads} threads; "
           f"checkpoint {args.ckpt}")
