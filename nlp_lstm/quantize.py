@@ -10,8 +10,8 @@ parameters, which no ``torch.ao`` module covers: it stays float32, while its lin
 (attention, combination, output unless tied) are quantized.
 
 PyTorch 2.13 deprecates ``torch.ao.quantization`` (in favour of the separate ``torchao``
-package) and the quantized tensor types its modules hold (pytorch/pytorch#184982; that warning,
-raised per module, is silenced here). The ONNX path (``tasks.export --quantize int8``) is the
+package) and the quantized tensor types its modules hold (pytorch/pytorch#184982); both
+warnings are silenced here. The ONNX path (``tasks.export --quantize int8``) is the
 one to rely on: smaller and faster in ``benchmarks/deploy.py``.
 """
 
@@ -46,5 +46,6 @@ def quantize_model(model: Any, quantize: str = "int8") -> Any:
         spec[nn.Embedding] = float_qparams_weight_only_qconfig
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
         model.net = quantize_dynamic(native_encoders(model.net), spec, dtype=torch.qint8)
     return model
