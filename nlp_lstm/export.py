@@ -22,7 +22,8 @@ C classes, W attention window):
 Every encoder (``LSTMEncoder``) is exported as the ``torch.nn.LSTM`` holding its weights
 (``nlp_lstm.nn.native``): native ONNX ``LSTM``/``GRU`` ops with ``sequence_lens`` for padding,
 which onnxruntime runs with its fused kernels and can quantize. Layer-norm encoders have no
-native op and are refused.
+native op and are refused, and so are Transformer encoders (``encoder.kind=transformer``) for
+now: their layers trace with the batch or the length fixed to the example's.
 
 ``--quantize int8``: onnxruntime dynamic quantization (int8 weights, activations quantized on
 the fly) of the ``MatMul``, ``LSTM`` and ``Gather`` (embedding) weights; ``Gemm`` nodes (the
@@ -54,6 +55,7 @@ from nlp_lstm.checkpoint import load_model, read_checkpoint
 from nlp_lstm.cli import bad_input_exits, fail
 from nlp_lstm.nn.decoder import DecoderState, Memory
 from nlp_lstm.nn.native import native_encoders
+from nlp_lstm.nn.transformer import TransformerEncoder
 
 #: The layout of export directories this version writes (``manifest.json``'s ``format``).
 EXPORT_FORMAT = 1
@@ -357,6 +359,9 @@ def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
     if task not in BUILDERS:
         raise ValueError(f"{ckpt} is a {task!r} checkpoint; export knows {sorted(BUILDERS)}")
     model = load_model(ckpt, task=task)
+    if any(isinstance(m, TransformerEncoder) for m in model.net.modules()):
+        raise ValueError(f"{ckpt} has a Transformer encoder (encoder.kind=transformer); the "
+                         "export covers recurrent encoders (LSTM, GRU) only so far")
     model.net = native_encoders(copy.deepcopy(model.net)).eval()
     graphs, info = BUILDERS[task](model)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ call kernels on its own parameters), so it first becomes the ``nn.LSTM`` holding
 (``nlp_lstm.nn.native``). Embeddings are quantized (weight-only, per row) where only looked up:
 in the sentiment models. The translation decoder's recurrence is our own cell on raw
 parameters, which no ``torch.ao`` module covers: it stays float32, while its linear layers
-(attention, combination, output unless tied) are quantized.
+(attention, combination, output unless tied) are quantized. Transformer encoders are refused:
+their layers fail once their linear layers are ``torch.ao`` modules.
 
 PyTorch 2.13 deprecates ``torch.ao.quantization`` (in favour of the separate ``torchao``
 package) and the quantized tensor types its modules hold (pytorch/pytorch#184982); both
@@ -30,6 +31,7 @@ from torch.ao.quantization import (
 )
 
 from nlp_lstm.nn.native import native_encoders
+from nlp_lstm.nn.transformer import TransformerEncoder
 
 QUANTIZATIONS = ("int8",)
 
@@ -38,6 +40,10 @@ def quantize_model(model: Any, quantize: str = "int8") -> Any:
     """A copy of ``model`` (a ``TaskModule`` in eval mode on CPU) with its network quantized."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
+    if any(isinstance(m, TransformerEncoder) for m in model.net.modules()):
+        raise ValueError("int8 quantization covers recurrent encoders (LSTM, GRU); this model has "
+                         "a Transformer encoder, whose layers fail once their linear layers are "
+                         "torch.ao modules")
     model = copy.deepcopy(model).cpu().eval()
     spec: dict[type[nn.Module], Any] = {nn.LSTM: default_dynamic_qconfig,
                                         nn.GRU: default_dynamic_qconfig,

@@ -33,6 +33,7 @@ from nlp_lstm.nn import LSTMEncoder
 from nlp_lstm.nn import decoding as torch_decoding
 from nlp_lstm.nn.native import NativeEncoder
 from nlp_lstm.predict import main as predict_main
+from nlp_lstm.quantize import quantize_model
 from nlp_lstm.runtime import decoding as np_decoding
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
@@ -252,6 +253,21 @@ def test_every_architecture_exports_and_computes_the_same(kind, settings, tmp_pa
             expected = {"logits": logits, "h": state.h, "step": step_logits, "h_out": new.h}
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value.numpy(), atol=2e-6, err_msg=name)
+
+
+def test_transformer_encoders_are_refused(tmp_path, capsys):
+    """Not yet exported, nor quantized on the PyTorch path: a clear refusal, not a trace."""
+    tok = Tokenizer.train_word_level(["the cat sat on the mat .", "a dog runs , fast !"])
+    transformer = {"kind": "transformer", "hidden_size": 16, "num_layers": 1, "nhead": 2}
+    for model in (SentimentClassifier(tok.to_json(), ["neg", "pos"], embedding_dim=16,
+                                      encoder=transformer),
+                  LanguageModel(tok.to_json(), embedding_dim=16, encoder=transformer)):
+        ckpt = saved(model.eval(), tmp_path / f"{model.task}.ckpt")
+        message = one_line_error(capsys, lambda c=ckpt: export_main(
+            ["--ckpt", str(c), "--out", str(tmp_path / "out")]))
+        assert "has a Transformer encoder" in message
+        with pytest.raises(ValueError, match="this model has a Transformer encoder"):
+            quantize_model(model)
 
 
 # ------------------------------------------------------- the native encoder
