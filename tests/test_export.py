@@ -38,6 +38,7 @@ from nlp_lstm.runtime import decoding as np_decoding
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
 from nlp_lstm.serve import OnnxBackend
+from nlp_lstm.serve.main import main as serve_main
 from nlp_lstm.train import train
 from nlp_lstm.translation import Seq2SeqTranslator
 from nlp_lstm.translation.corpus import SyntheticTranslation
@@ -151,6 +152,7 @@ def test_greedy_generation_matches_pytorch_for_200_tokens(lm_ckpt, lm_export, on
         ours = onnx_model.generate(prompt, max_new_tokens=200, temperature=0.0)
         theirs = model.generate(prompt, max_new_tokens=200, temperature=0.0)
         assert without_seconds(ours) == without_seconds(theirs)
+        assert ours[0]["tokens"] == 200  # no <eos> before: 200 tokens compared
     # The repetition penalty acts on raw logits, which the step graph returns: same tokens.
     settings = {"max_new_tokens": 60, "temperature": 0.0, "repetition_penalty": 1.3,
                 "stop": ["\n"]}
@@ -559,6 +561,17 @@ def test_the_server_serves_an_export(exports, lm_export, one_thread):
         assert without_seconds(r.json()["results"]) == without_seconds(direct)
         r = httpx.post(f"{url}/generate", json={"prompt": "the", "temperature": -1})
         assert r.status_code == 422 and "temperature must be >= 0" in r.json()["error"]
+
+
+def test_the_serve_command_takes_onnx_or_ckpt(checkpoint, exports, capsys):
+    for argv, message in (
+        (["--ckpt", str(checkpoint), "--onnx", str(exports["sentiment"])], "exactly one of"),
+        ([], "exactly one of"),
+        (["--onnx", str(exports["sentiment"]), "--max-batch-size", "0"],
+         "max_batch_size must be positive"),  # the export loaded, then the setting was checked
+        (["--ckpt", str(checkpoint), "--provider", "cuda"], "--provider cuda applies to --onnx"),
+    ):
+        assert message in one_line_error(capsys, lambda a=argv: serve_main(a)), argv
 
 
 # --------------------------------------------------------------------- GPU
