@@ -18,7 +18,13 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from nlp_lstm.nn import LSTMEncoder, Pooling, at_last_step, build_encoder, lengths_to_mask
+from nlp_lstm.nn import (
+    Pooling,
+    TransformerEncoder,
+    at_last_step,
+    build_encoder,
+    lengths_to_mask,
+)
 
 
 class LSTMClassifierNet(nn.Module):
@@ -51,12 +57,12 @@ class LSTMClassifierNet(nn.Module):
         embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
         outputs, state = self.encoder(embedded, lengths)  # (B, T, D*H), state
         lengths = lengths.to(tokens.device)
-        if isinstance(self.encoder, LSTMEncoder):
+        if isinstance(self.encoder, TransformerEncoder):
+            last = at_last_step(outputs, lengths)  # (B, H)
+        else:  # an LSTMEncoder, or its NativeEncoder in an export
             h_n = state[0] if self.encoder.cell == "lstm" else state  # (L*D, B, H)
             D = self.encoder.num_directions
-            last = h_n[-D:].transpose(0, 1).reshape(len(tokens), -1)  # (B, D*H), last layer
-        else:
-            last = at_last_step(outputs, lengths)  # (B, H)
+            last = h_n[-D:].transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D*H), last layer
         mask = lengths_to_mask(lengths, tokens.size(1))  # (B, T)
         pooled = self.pooling(outputs, mask, last)  # (B, D*H)
         return self.head(self.dropout(pooled))  # (B, C)
