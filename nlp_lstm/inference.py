@@ -1,14 +1,16 @@
 """Torch-free rules of inference, shared by the PyTorch models and the ONNX runtime
 (``nlp_lstm.runtime``) so that both accept, refuse and decode alike: the checks of sampling,
 generation and translation-decoding settings, the GNMT length penalty, the target length limit
-``a * S + b``, and how a generation prompt becomes ids.
+``a * S + b``, how a generation prompt becomes ids, and ``generate`` / ``predict_texts`` of a
+language model on top of its ``start_generation``.
 
 Legend: S source length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 Number = TypeVar("Number")
@@ -112,3 +114,35 @@ def max_target_length(source_length: int, ratio: float, offset: int) -> int:
     """The most target tokens (<eos> included) for a source of S tokens: int(ratio * S + offset),
     at least 1 (as the PyTorch path computes it in float64)."""
     return max(1, int(ratio * float(source_length) + offset))
+
+
+# ------------------------------------------------------------------ generation results
+class GeneratesText:
+    """``generate`` and ``predict_texts`` of a language model (the PyTorch module and the ONNX
+    runtime's), from its ``start_generation`` and ``encode_prompt``."""
+
+    def start_generation(self, prompt: str, **settings: Any) -> tuple[list[Any], Iterator[Any]]:
+        raise NotImplementedError
+
+    def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
+        raise NotImplementedError
+
+    def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
+        """Run ``start_generation`` (same arguments) to the end: per sample ``{"prompt",
+        "text", "tokens", "seconds"}``, ``tokens`` the tokens it generated (its ``<eos>`` or
+        stop string included), ``seconds`` the wall time of the whole batch of samples."""
+        start = time.perf_counter()
+        streams, pieces = self.start_generation(prompt, **settings)
+        for _ in pieces:
+            pass
+        seconds = round(time.perf_counter() - start, 4)
+        return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
+                for s in streams]
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """Each text is a prompt, continued greedily for up to 200 tokens."""
+        results, truncated = [], 0
+        for text in texts:
+            truncated += self.encode_prompt(text)[1] > 0
+            results.append(self.generate(text, temperature=0.0)[0])
+        return results, truncated

@@ -23,7 +23,6 @@ Legend: B batch, T time, V vocab, P prompt length, N generated tokens.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from torchmetrics import SumMetric
 
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.generation.net import LanguageModelNet, LMState
-from nlp_lstm.inference import check_generation, encode_prompt
+from nlp_lstm.inference import GeneratesText, check_generation, encode_prompt
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
@@ -41,7 +40,7 @@ from nlp_lstm.text_stream import TextStream
 SUMS = ("nats", "tokens", "characters", "probe_correct", "probe_total")
 
 
-class LanguageModel(TaskModule):
+class LanguageModel(GeneratesText, TaskModule):
     """An LSTM language model with optional window attention over its past, or a causal
     Transformer one (``LanguageModelNet``).
 
@@ -231,23 +230,3 @@ class LanguageModel(TaskModule):
             if all(stream.done for stream in streams):
                 return
         yield [stream.finish() for stream in streams]
-
-    def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
-        """Run ``start_generation`` (same arguments) to the end: per sample ``{"prompt",
-        "text", "tokens", "seconds"}``, ``tokens`` the tokens it generated (its ``<eos>`` or
-        stop string included), ``seconds`` the wall time of the whole batch of samples."""
-        start = time.perf_counter()
-        streams, pieces = self.start_generation(prompt, **settings)
-        for _ in pieces:
-            pass
-        seconds = round(time.perf_counter() - start, 4)
-        return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
-                for s in streams]
-
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
-        """Each text is a prompt, continued greedily for up to 200 tokens."""
-        results, truncated = [], 0
-        for text in texts:
-            truncated += self.encode_prompt(text)[1] > 0
-            results.append(self.generate(text, temperature=0.0)[0])
-        return results, truncated

@@ -49,7 +49,7 @@ from nlp_lstm.nn.fused import (
 )
 from nlp_lstm.nn.gru import gru_sequence
 from nlp_lstm.nn.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
-from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.nn.masking import check_lengths, check_sequences, lengths_to_mask
 from nlp_lstm.nn.packing import Packing
 from nlp_lstm.nn.transformer import TransformerEncoder
 
@@ -102,10 +102,6 @@ def init_recurrent_weights(
         b_hh.zero_()
         if cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
             b_ih[H : 2 * H] = 1.0
-
-
-def _is_integer(dtype: torch.dtype) -> bool:
-    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
 
 
 def at_last_step(seq: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -247,14 +243,7 @@ class LSTMEncoder(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None, state: State | None
     ) -> torch.Tensor | None:
         """Validate; returns lengths as int64 on x's device, or None when all are T."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a 3-D tensor (B, T, {self.input_size}), got {shape}")
-        B, T, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"x has {features} features, expected input_size={self.input_size}")
-        if T == 0 or B == 0:
-            raise ValueError(f"x needs at least one sequence and one step, got {tuple(x.shape)}")
+        B, T = check_sequences(x, self.input_size)
         if state is not None:
             expected = (self.num_layers * self.num_directions, B, self.hidden_size)
             if self.cell == "lstm":
@@ -270,21 +259,7 @@ class LSTMEncoder(nn.Module):
             for name, s in named:
                 if tuple(s.shape) != expected:
                     raise ValueError(f"{name} has shape {tuple(s.shape)}, expected {expected}")
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.dim() != 1 or lengths.numel() != B:
-            raise ValueError(
-                f"lengths must be 1-D of size B={B}, got shape {tuple(lengths.shape)}"
-            )
-        if not _is_integer(lengths.dtype):
-            raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
-        lo, hi = int(lengths.min()), int(lengths.max())
-        if lo < 1 or hi > T:
-            raise ValueError(f"lengths must lie in [1, T={T}], got min {lo} and max {hi}")
-        if lo == T:  # all full: no padding to handle
-            return None
-        return lengths.to(device=x.device, dtype=torch.int64)
+        return check_lengths(lengths, B, T, x.device)
 
     # ----------------------------------------------------------------- forward
     def forward(

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.nn.masking import check_lengths, check_sequences, lengths_to_mask
 
 POSITIONS = ("sinusoidal", "learned")
 ACTIVATIONS = ("relu", "gelu")
@@ -188,14 +188,7 @@ class TransformerEncoder(nn.Module):
         state: KVCache | None,
     ) -> torch.Tensor | None:
         """Validate; returns lengths as int64 on x's device, or None when all are T."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a 3-D tensor (B, T, {self.input_size}), got {shape}")
-        B, T, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"x has {features} features, expected input_size={self.input_size}")
-        if T == 0 or B == 0:
-            raise ValueError(f"x needs at least one sequence and one step, got {tuple(x.shape)}")
+        B, T = check_sequences(x, self.input_size)
         if self.max_length < T:
             raise ValueError(f"x has T={T} steps, more than max_length={self.max_length} "
                              "positions")
@@ -213,21 +206,7 @@ class TransformerEncoder(nn.Module):
                 got = tuple(getattr(state, name).shape)
                 if got != shape:
                     raise ValueError(f"state.{name} has shape {got}, expected {shape}")
-        if lengths is None:
-            return None
-        lengths = torch.as_tensor(lengths)
-        if lengths.dim() != 1 or lengths.numel() != B:
-            raise ValueError(f"lengths must be 1-D of size B={B}, got shape "
-                             f"{tuple(lengths.shape)}")
-        if lengths.dtype.is_floating_point or lengths.dtype.is_complex \
-                or lengths.dtype == torch.bool:
-            raise ValueError(f"lengths must be integers, got dtype {lengths.dtype}")
-        lo, hi = int(lengths.min()), int(lengths.max())
-        if lo < 1 or hi > T:
-            raise ValueError(f"lengths must lie in [1, T={T}], got min {lo} and max {hi}")
-        if lo == T:
-            return None
-        return lengths.to(device=x.device, dtype=torch.int64)
+        return check_lengths(lengths, B, T, x.device)
 
     # ----------------------------------------------------------------- forward
     def forward(

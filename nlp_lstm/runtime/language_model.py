@@ -8,14 +8,13 @@ Legend: B batch (samples), P prompt length, L layers, H hidden, W attention wind
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nlp_lstm.inference import check_generation, encode_prompt
+from nlp_lstm.inference import GeneratesText, check_generation, encode_prompt
 from nlp_lstm.runtime.graphs import ExportedModel
 from nlp_lstm.runtime.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
@@ -24,7 +23,7 @@ from nlp_lstm.text_stream import TextStream
 BATCH_AXIS = {"h": 1, "c": 1, "memory": 0, "memory_mask": 0}
 
 
-class OnnxLanguageModel:
+class OnnxLanguageModel(GeneratesText):
     """A generation export (``prompt`` and ``step`` graphs)."""
 
     task = "generation"
@@ -81,22 +80,3 @@ class OnnxLanguageModel:
             if all(stream.done for stream in streams):
                 return
         yield [stream.finish() for stream in streams]
-
-    def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
-        """``start_generation`` run to the end: per sample ``{"prompt", "text", "tokens",
-        "seconds"}``."""
-        start = time.perf_counter()
-        streams, pieces = self.start_generation(prompt, **settings)
-        for _ in pieces:
-            pass
-        seconds = round(time.perf_counter() - start, 4)
-        return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
-                for s in streams]
-
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
-        """Each text is a prompt, continued greedily for up to 200 tokens."""
-        results, truncated = [], 0
-        for text in texts:
-            truncated += self.encode_prompt(text)[1] > 0
-            results.append(self.generate(text, temperature=0.0)[0])
-        return results, truncated
