@@ -229,15 +229,24 @@ def file_digest(path: Path) -> str:
 @torch.no_grad()
 def compute_logits(model: TextClassifier, sequences: Sequence[Sequence[int]],
                    batch_size: int = 512) -> torch.Tensor:
-    """The model's logits (N, C), float32 on CPU, in eval mode, in the order of ``sequences``
-    (which run in batches of similar lengths)."""
+    """The model's logits (N, C), float32 on CPU, in eval mode, in the order of ``sequences``.
+
+    They run in batches of equal lengths: no padding, so the encoder may take its fused
+    kernels, exact then in both directions (several times the speed of the packed loop)."""
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     logits = torch.empty(len(sequences), len(model.labels))  # (N, C)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    start = 0
+    while start < len(order):
+        length = len(sequences[order[start]])
+        end = start + 1
+        while (end < len(order) and end - start < batch_size
+               and len(sequences[order[end]]) == length):
+            end += 1
+        rows = order[start:end]
         tokens, lengths = pad_sequences([sequences[i] for i in rows], model.tokenizer.pad_id)
         logits[rows] = model(tokens, lengths).float()  # (b, C)
+        start = end
     return logits
 
 
