@@ -22,6 +22,7 @@ from nlp_lstm.sentiment.distill import (
     UNLABELED,
     compute_logits,
     distillation_loss,
+    teacher_embedding,
     teacher_logits,
 )
 from nlp_lstm.train import train
@@ -319,10 +320,24 @@ def test_teacher_from_other_data_stops_training(checkpoint, tmp_path):
         _run(tmp_path, [f"model.teacher_ckpt={checkpoint}", "data.source.num_examples=300"])
 
 
-def test_embedding_of_another_size(checkpoint, tmp_path):
-    with pytest.raises(ValueError, match=r"model\.embedding_dim=32"):
+def test_embedding_larger_than_the_teachers(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match=r"model\.embedding_dim <= 32"):
         _run(tmp_path, [f"model.teacher_ckpt={checkpoint}", "model.init_embedding=teacher",
-                        "model.embedding_dim=16"])
+                        "model.embedding_dim=48"])
+
+
+def test_smaller_embedding_takes_the_teachers_principal_components(checkpoint):
+    teacher = load_model(checkpoint, "sentiment")
+    weight = teacher.net.embedding.weight.detach()  # (V, 32)
+    small = teacher_embedding(teacher, 8)  # (V, 8)
+    assert small.shape == (len(weight), 8) and not small[teacher.tokenizer.pad_id].any()
+    # the projection keeps the most variance a rank-8 linear map can: more than any 8 columns
+    rows = torch.ones(len(weight), dtype=torch.bool)
+    rows[teacher.tokenizer.pad_id] = False
+    kept = small[rows].var(0).sum()
+    assert kept > weight[rows].var(0).topk(8).values.sum()
+    assert kept <= weight[rows].var(0).sum()
+    assert torch.equal(teacher_embedding(teacher, 32), weight)
 
 
 def test_labels_only_on_an_augmented_set_is_refused(tmp_path):

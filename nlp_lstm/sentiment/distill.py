@@ -272,6 +272,24 @@ def teacher_logits(teacher: TextClassifier, teacher_ckpt: Path,
     return logits
 
 
+def teacher_embedding(teacher: TextClassifier, dim: int) -> torch.Tensor:
+    """The teacher's word embedding (V, E) for a student's of ``dim`` <= E columns: the
+    teacher's own when ``dim`` is E, else its first ``dim`` principal components (PCA over the
+    vocabulary); the padding row stays 0."""
+    weight = teacher.net.embedding.weight.detach().float()  # (V, E)
+    E = weight.shape[1]
+    if dim > E:
+        raise ValueError(f"model.init_embedding=teacher needs model.embedding_dim <= {E} (the "
+                         f"teacher's), got {dim}")
+    if dim == E:
+        return weight.clone()
+    centered = weight - weight.mean(0)  # (V, E)
+    _, _, vh = torch.linalg.svd(centered, full_matrices=False)  # vh (E, E), rows by variance
+    projected = centered @ vh[:dim].T  # (V, dim)
+    projected[teacher.tokenizer.pad_id] = 0.0
+    return projected
+
+
 # ----------------------------------------------------------------- student
 class DistilledClassifier(SentimentClassifier):
     """A ``SentimentClassifier`` trained against a teacher (a smaller one, usually: a
@@ -285,7 +303,8 @@ class DistilledClassifier(SentimentClassifier):
         temperature: T > 0 of the KL term.
         soft_loss: ``kl`` (the formula above) or ``mse`` (on logits).
         init_embedding: ``random``, or ``teacher``: start from the teacher's word embeddings
-            (same tokenizer, so same rows; ``embedding_dim`` must be the teacher's).
+            (same tokenizer, so same rows; with a smaller ``embedding_dim``, their first
+            principal components).
         cache_dir: where the teacher's logits are cached; None: recomputed by every run.
     """
 
@@ -366,13 +385,9 @@ class DistilledClassifier(SentimentClassifier):
             return
         teacher = self.load_teacher()
         if self.init_embedding == "teacher":
-            source = teacher.net.embedding.weight
-            target = self.net.embedding.weight
-            if source.shape != target.shape:
-                raise ValueError(f"model.init_embedding=teacher needs model.embedding_dim="
-                                 f"{source.shape[1]} (the teacher's), got {target.shape[1]}")
             with torch.no_grad():
-                target.copy_(source)
+                self.net.embedding.weight.copy_(
+                    teacher_embedding(teacher, self.net.embedding.embedding_dim))
         if self.alpha < 1:
             sequences = [ids for ids, _ in transfer]
             logits = teacher_logits(teacher, Path(self.teacher_ckpt), sequences, self.cache_dir)
