@@ -238,11 +238,28 @@ def test_distill_and_labels_only_experiments_share_data_student_and_budget(tmp_p
     assert distill.trainer.max_steps > 0 and distill.trainer.max_epochs == -1
 
 
-def test_seqkd_experiment_composes(tmp_path):
-    cfg = compose_train(tmp_path, ["experiment=multi30k_seqkd", "data.source.train=[a.en,b.de]",
-                                   "data.source.val=[c.en,d.de]"])
-    assert cfg.task.name == "translation"
-    assert cfg.data._target_ == "nlp_lstm.translation.TranslationDataModule"
+def test_seqkd_experiment_runs_on_a_file_pair(tmp_path):
+    """The recipe's last step, on a small pair standing for sources and the teacher's output."""
+    words = ["ein", "hund", "eine", "katze", "läuft", "springt", "im", "park", "schnell"]
+    english = {"ein": "a", "hund": "dog", "eine": "a", "katze": "cat", "läuft": "runs",
+               "springt": "jumps", "im": "in the", "park": "park", "schnell": "fast"}
+    src, tgt = [], []
+    for i in range(40):
+        sent = [words[(i * 7 + k * 3) % len(words)] for k in range(3 + i % 4)]
+        src.append(" ".join(sent))
+        tgt.append(" ".join(english[w] for w in sent))
+    paths = {}
+    for name, lines in (("train.de", src[:32]), ("train.kd.en", tgt[:32]), ("val.de", src[32:]),
+                        ("val.en", tgt[32:])):
+        paths[name] = tmp_path / name
+        paths[name].write_text("\n".join(lines) + "\n")
+    cfg = compose_train(tmp_path, [
+        "experiment=multi30k_seqkd", "debug=fdr", "trainer.accelerator=cpu",
+        f"data.source.train=[{paths['train.de']},{paths['train.kd.en']}]",
+        f"data.source.val=[{paths['val.de']},{paths['val.en']}]", "data.tokenizer.vocab_size=300",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
+    assert cfg.task.name == "translation" and cfg.model.decoder_layers == 1
+    assert train(cfg) is None  # fast_dev_run: one batch through everything, no metrics
 
 
 # ---------------------------------------------------------------------- bad input
