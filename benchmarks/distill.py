@@ -6,10 +6,12 @@ student's size and CPU latency.
         [--seeds 1 2 3] [--arms labels distill] [--arm NAME="OVERRIDES"] \\
         [--out outputs/distill_bench] [--threads 1] [--no-latency]
 
-An arm is a name and train.py overrides; ``{teacher}`` in them stands for ``--teacher``. Two are
-built in: ``labels`` (``experiment=sst2_student``) and ``distill`` (``experiment=sst2_distill``);
-``--arm`` adds recipes, e.g. ``--arm aug="experiment=sst2_distill model.teacher_ckpt={teacher}
-+data.augment._target_=nlp_lstm.sentiment.Augmentation +data.augment.copies=2"``. Each run
+An arm is a name and train.py overrides; ``{teacher}`` in them stands for ``--teacher``. Built
+in: ``labels`` (``experiment=sst2_student``), ``distill`` (``experiment=sst2_distill``), and
+the ways ``distill`` uses the teacher one at a time: ``kd_only`` (the loss on the labeled
+phrases: the issue's plain recipe), ``kd_augmented`` (the loss on the augmented transfer set),
+``embedding_only`` (labels only, from the teacher's embedding). ``--arm`` adds recipes, e.g.
+``--arm t4="experiment=sst2_distill model.teacher_ckpt={teacher} model.temperature=4"``. Each run
 writes ``OUT/<arm>/seed<k>/result.json``; a run whose result exists is not repeated, so two
 processes with different ``--arms`` or ``--seeds`` share the machine's cores, and a last call
 prints every arm asked for.
@@ -50,6 +52,13 @@ from nlp_lstm.train import train
 ARMS = {
     "labels": "experiment=sst2_student",
     "distill": "experiment=sst2_distill model.teacher_ckpt={teacher}",
+    # the three ways sst2_distill uses the teacher, one at a time
+    "kd_only": "experiment=sst2_distill model.teacher_ckpt={teacher} data.augment=null "
+               "model.init_embedding=random",
+    "kd_augmented": "experiment=sst2_distill model.teacher_ckpt={teacher} "
+                    "model.init_embedding=random",
+    "embedding_only": "experiment=sst2_student model.teacher_ckpt={teacher} "
+                      "model.init_embedding=teacher",
 }
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
@@ -211,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results: dict[str, list[dict[str, Any]]] = {}
         prepared: dict[str, Any] = {}
         for arm in args.arms:
-            overrides = arms[arm].format(teacher=args.teacher).split()
+            overrides = arms[arm].replace("{teacher}", args.teacher).split()
             done = all((out / arm / f"seed{s}" / "result.json").exists() for s in args.seeds)
             if not done and (info := prepare_teacher(overrides, out)):
                 prepared[arm] = info
