@@ -1,18 +1,20 @@
-"""Load test of the HTTP server on a sentiment checkpoint: throughput and latency with dynamic
-batching against the same server with ``--max-batch-size 1``, measured in the same run.
+"""Load test of the HTTP server on a sentiment or translation checkpoint: throughput and
+latency with dynamic batching against the same server with ``--max-batch-size 1``, measured in
+the same run.
 
     python -m benchmarks.serve_load --ckpt PATH [--requests 2000] [--concurrency 64]
-        [--max-wait-ms 10] [--threads 1] [--warmup 200] [--client-processes 1]
+        [--max-wait-ms 10] [--threads 1] [--warmup 200] [--client-processes 1] [--texts FILE]
 
 For each batch size the server runs as a subprocess on 127.0.0.1 (a free port); ``--warmup``
-requests come first, then ``--requests`` requests of one text each (sentences of the embedded
-corpus) from ``--concurrency`` concurrent clients (httpx, async, in ``--client-processes``
-processes). Every answer is
-checked against ``predict_texts`` called directly (labels equal; probabilities, rounded to 6
-digits by the model, equal or within 1e-6 where the batch's composition moves the last digit).
-Reported: errors, mismatches, p50/p99 latency, requests/s, the mean batch size (from /metrics),
-the server's CPU time per request, and its resident memory after warm-up and after the load.
-The clients share the CPU with the server: on a small machine they take a real part of it.
+requests come first, then ``--requests`` requests of one text each (``--texts`` lines, or
+sentences of the task's embedded corpus) to ``/predict`` or ``/translate``, from
+``--concurrency`` concurrent clients (httpx, async, in ``--client-processes`` processes). Every
+answer is checked against ``predict_texts`` / ``translate`` called directly (labels equal and
+probabilities, rounded to 6 digits, within 1e-6; translations equal and scores within 1e-4,
+where a batch's composition moves the last float bits). Reported: errors, mismatches, p50/p99
+latency, requests/s, the mean batch size (from /metrics), the server's CPU time per request,
+and its resident memory after warm-up and after the load. The clients share the CPU with the
+server: on a small machine they take a real part of it.
 """
 
 from __future__ import annotations
@@ -64,15 +66,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+ENDPOINTS = {"sentiment": "/predict", "translation": "/translate"}
+
+
 def same(got: dict[str, Any], want: dict[str, Any]) -> tuple[bool, bool]:
-    """(equal within the 6-digit rounding, exactly equal)."""
-    close = got["text"] == want["text"] and got["label"] == want["label"] and all(
-        abs(got["probs"][k] - v) <= 1.01e-6 for k, v in want["probs"].items())
+    """(equal within float noise, exactly equal). Sentiment: labels equal, probabilities (6
+    digits) within one rounding step; translation: the same translation, scores within 1e-4
+    (a batch's padding moves the last float bits)."""
+    if "translation" in want:
+        close = (got["source"] == want["source"] and got["translation"] == want["translation"]
+                 and abs(got["score"] - want["score"]) <= 1e-4)
+    else:
+        close = got["text"] == want["text"] and got["label"] == want["label"] and all(
+            abs(got["probs"][k] - v) <= 1.01e-6 for k, v in want["probs"].items())
     return close, got == want
 
 
 async def drive(url: str, texts: list[str], expected: list[dict[str, Any]] | None,
-                concurrency: int) -> dict[str, Any]:
+                concurrency: int, endpoint: str = "/predict") -> dict[str, Any]:
     """Send one request per text from ``concurrency`` clients; latency per request."""
     latencies: list[float] = []
     counts = {"errors": 0, "mismatches": 0, "inexact": 0}
@@ -83,7 +94,7 @@ async def drive(url: str, texts: list[str], expected: list[dict[str, Any]] | Non
         for i in next_index:
             start = time.perf_counter()
             try:
-                r = await http.post(f"{url}/predict", json={"texts": [texts[i]]})
+                r = await http.post(f"{url}{endpoint}", json={"texts": [texts[i]]})
             except httpx.HTTPError:
                 counts["errors"] += 1
                 continue
@@ -103,22 +114,23 @@ async def drive(url: str, texts: list[str], expected: list[dict[str, Any]] | Non
 
 
 def drive_slice(url: str, texts: list[str], expected: list[dict[str, Any]] | None,
-                concurrency: int) -> dict[str, Any]:
-    return asyncio.run(drive(url, texts, expected, concurrency))
+                concurrency: int, endpoint: str) -> dict[str, Any]:
+    return asyncio.run(drive(url, texts, expected, concurrency, endpoint))
 
 
 def drive_processes(url: str, texts: list[str], expected: list[dict[str, Any]] | None,
-                    concurrency: int, processes: int) -> dict[str, Any]:
+                    concurrency: int, processes: int, endpoint: str) -> dict[str, Any]:
     """``drive`` split over ``processes`` client processes (one Python process cannot send
     requests as fast as the server answers them); wall time from the first start to the last
     end."""
     if processes == 1:
-        return drive_slice(url, texts, expected, concurrency)
+        return drive_slice(url, texts, expected, concurrency, endpoint)
     ctx = multiprocessing.get_context("spawn")
     parts = [(url, texts[p::processes], None if expected is None else expected[p::processes],
-              max(1, concurrency // processes)) for p in range(processes)]
+              max(1, concurrency // processes), endpoint) for p in range(processes)]
     with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
-        list(pool.map(drive_slice, *zip(*[(url, ["warm"], None, 1)] * processes, strict=True)))
+        warm = [(url, ["warm"], None, 1, endpoint)] * processes
+        list(pool.map(drive_slice, *zip(*warm, strict=True)))
         start = time.perf_counter()
         results = list(pool.map(drive_slice, *zip(*parts, strict=True)))
         seconds = time.perf_counter() - start
@@ -128,14 +140,14 @@ def drive_processes(url: str, texts: list[str], expected: list[dict[str, Any]] |
             "latencies": [x for r in results for x in r["latencies"]]}
 
 
-def batch_mean(metrics: str) -> float:
-    total = re.search(r'nlp_lstm_batch_size_sum\{endpoint="/predict"\} (\S+)', metrics)
-    count = re.search(r'nlp_lstm_batch_size_count\{endpoint="/predict"\} (\S+)', metrics)
+def batch_mean(metrics: str, endpoint: str) -> float:
+    total = re.search(rf'nlp_lstm_batch_size_sum\{{endpoint="{endpoint}"\}} (\S+)', metrics)
+    count = re.search(rf'nlp_lstm_batch_size_count\{{endpoint="{endpoint}"\}} (\S+)', metrics)
     return float(total.group(1)) / max(1.0, float(count.group(1)))
 
 
 def run_server(args: argparse.Namespace, batch_size: int, texts: list[str],
-               expected: list[dict[str, Any]]) -> dict[str, Any]:
+               expected: list[dict[str, Any]], endpoint: str) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
@@ -154,11 +166,12 @@ def run_server(args: argparse.Namespace, batch_size: int, texts: list[str],
                 if httpx.get(f"{url}/health").status_code == 200:
                     break
             time.sleep(0.2)
-        warm = asyncio.run(drive(url, texts[: args.warmup], None, args.concurrency))
+        warm = asyncio.run(drive(url, texts[: args.warmup], None, args.concurrency, endpoint))
         rss_warm, cpu_start = rss_mib(server.pid), cpu_seconds(server.pid)
-        load = drive_processes(url, texts, expected, args.concurrency, args.client_processes)
+        load = drive_processes(url, texts, expected, args.concurrency, args.client_processes,
+                               endpoint)
         rss_after, cpu = rss_mib(server.pid), cpu_seconds(server.pid) - cpu_start
-        mean_batch = batch_mean(httpx.get(f"{url}/metrics").text)
+        mean_batch = batch_mean(httpx.get(f"{url}/metrics").text, endpoint)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -177,7 +190,7 @@ def run_server(args: argparse.Namespace, batch_size: int, texts: list[str],
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_load",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", required=True, help="a sentiment checkpoint")
+    parser.add_argument("--ckpt", required=True, help="a sentiment or translation checkpoint")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
@@ -186,21 +199,45 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--client-processes", type=int, default=1,
                         help="client processes sharing the concurrency (more when one client "
                              "process is the bottleneck)")
+    parser.add_argument("--texts", metavar="FILE",
+                        help="request texts, one per line (cycled), e.g. SST-2 dev sentences or "
+                             "Multi30k German sources; default: the task's embedded corpus")
     args = parser.parse_args(argv)
 
     import torch
 
-    from nlp_lstm.checkpoint import load_model
-    from nlp_lstm.sentiment.corpus import generate_sentiment
+    from nlp_lstm.checkpoint import load_model, read_checkpoint
 
     torch.set_num_threads(args.threads)
-    texts = [e.text for e in generate_sentiment(args.requests, seed=12345)]
-    model = load_model(args.ckpt, task="sentiment")
-    expected = [r for i in range(0, len(texts), 64)
-                for r in model.predict_texts(texts[i : i + 64])[0]]
+    task = read_checkpoint(args.ckpt)["nlp_lstm"].get("task")
+    if task not in ENDPOINTS:
+        raise SystemExit(f"error: {args.ckpt} is a {task!r} checkpoint; expected one of "
+                         f"{sorted(ENDPOINTS)}")
+    endpoint = ENDPOINTS[task]
+    if args.texts:
+        lines = [line.strip() for line in Path(args.texts).read_text("utf-8").splitlines()]
+        pool = [line for line in lines if line]
+        if not pool:
+            raise SystemExit(f"error: {args.texts} has no text")
+        texts = [pool[i % len(pool)] for i in range(args.requests)]
+    elif task == "sentiment":
+        from nlp_lstm.sentiment.corpus import generate_sentiment
+        texts = [e.text for e in generate_sentiment(args.requests, seed=12345)]
+    else:
+        from nlp_lstm.translation.corpus import generate_translation
+        texts = [p.source for p in generate_translation(args.requests, seed=12345)]
+    model = load_model(args.ckpt, task=task)
+    expected: list[dict[str, Any]] = []
+    for i in range(0, len(texts), 64):
+        chunk = texts[i : i + 64]
+        if task == "sentiment":
+            expected += model.predict_texts(chunk)[0]
+        else:  # the server's answer: the best hypothesis at the model's beam size
+            expected += [{"source": t, "translation": r[0]["translation"], "score": r[0]["score"]}
+                         for t, r in zip(chunk, model.translate(chunk)[0], strict=True)]
     del model
 
-    rows = [run_server(args, b, texts, expected) for b in (32, 1)]
+    rows = [run_server(args, b, texts, expected, endpoint) for b in (32, 1)]
     print(f"{args.requests} requests (one text each), {args.concurrency} concurrent clients in "
           f"{args.client_processes} process(es), "
           f"--max-wait-ms {args.max_wait_ms}, {args.threads} server thread(s)")

@@ -1,8 +1,9 @@
-"""Serve a checkpoint over HTTP with dynamic batching and an input-length guard.
+"""Serve a checkpoint (or an ONNX export) over HTTP with dynamic batching and an input-length
+guard.
 
-    python -m tasks.serve --ckpt PATH [--host 127.0.0.1] [--port 8000] [--max-batch-size 32]
-        [--max-wait-ms 10] [--max-input-tokens N] [--workers N] [--max-queue N]
-        [--max-body-bytes N]
+    python -m tasks.serve --ckpt PATH|--onnx DIR [--provider P] [--host 127.0.0.1] [--port 8000]
+        [--max-batch-size 32] [--max-wait-ms 10] [--max-input-tokens N] [--workers N]
+        [--max-queue N] [--max-body-bytes N]
 """
 
 from nlp_lstm.serve.main import main

@@ -47,8 +47,9 @@ def test_every_data_config_has_a_task():
 
 @pytest.mark.parametrize(
     "override",
-    [f"{group}={name}" for group in ("data", "model", "trainer", "callbacks", "logger", "task",
-                                     "experiment", "debug") for name in _options(group)],
+    [f"{group}={name}" for group in ("data", "model", "encoder", "trainer", "callbacks",
+                                     "logger", "task", "experiment", "debug")
+     for name in _options(group)],
 )
 def test_every_config_composes_and_instantiates(override, tmp_path):
     """Constructors do no I/O, so every node builds without the data it points to."""

@@ -1,9 +1,30 @@
 """What every task's data shares: the data module base, tokenizers, batching, downloads, readers
 of generic formats and errors. Each task's own sources and data module live in its package
-(``nlp_lstm.<task>.data``)."""
+(``nlp_lstm.<task>.data``).
 
-from nlp_lstm.data.base import Source, TextDataModule
-from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
+The names below load on first use, so that the torch-free modules of this package (the
+tokenizer, the length guard) import without torch: the ONNX runtime (``nlp_lstm.runtime``)
+uses them and must not pull in torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nlp_lstm.data.base import Source, TextDataModule
+    from nlp_lstm.data.errors import DataError
+    from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
+
+_HOMES = {"DataError": "nlp_lstm.data.errors", "Source": "nlp_lstm.data.base",
+          "TextDataModule": "nlp_lstm.data.base", "Tokenizer": "nlp_lstm.data.tokenizer",
+          "TokenizerTrainer": "nlp_lstm.data.tokenizer"}
 
 __all__ = ["DataError", "Source", "TextDataModule", "Tokenizer", "TokenizerTrainer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -1,4 +1,4 @@
-"""Padding and length guarding of token id sequences.
+"""Padding of token id sequences (and the length guard, from ``guard.py``).
 
 Legend: B batch, T time (the longest sequence in the batch).
 """
@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from nlp_lstm.data.guard import LengthGuard
+
+__all__ = ["LengthGuard", "pad_sequences"]
 
 
 def pad_sequences(
@@ -27,22 +31,3 @@ def pad_sequences(
     for row, seq in enumerate(sequences):
         tokens[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.int64)
     return tokens, lengths
-
-
-class LengthGuard:
-    """Truncates sequences longer than ``max_length`` and counts how many it cut.
-
-    The guard bounds the memory any single input can take, in training and in serving alike.
-    """
-
-    def __init__(self, max_length: int) -> None:
-        if max_length < 1:
-            raise ValueError(f"max_length must be positive, got {max_length}")
-        self.max_length = max_length
-        self.truncated = 0
-
-    def __call__(self, ids: list[int]) -> list[int]:
-        if len(ids) > self.max_length:
-            self.truncated += 1
-            return ids[: self.max_length]
-        return ids

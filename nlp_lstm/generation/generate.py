@@ -1,6 +1,6 @@
 """Generate text with a language-model checkpoint:
 
-    python -m tasks.generation.generate --ckpt PATH [--prompt TEXT] [--max-new-tokens N]
+    python -m tasks.generation.generate --ckpt PATH|--onnx DIR [--prompt TEXT] [--max-new-tokens N]
         [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
         [--num-samples N] [--stop TEXT ...] [--stream]
 
@@ -17,8 +17,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import bad_input_exits, fail
+from nlp_lstm.predict import add_model_arguments, load_predictor
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m tasks.generation.generate",
         description="Continue a prompt with a language model: one JSON object per sample, or "
                     "the text as it is generated with --stream.")
-    parser.add_argument("--ckpt", required=True, help="generation checkpoint (.ckpt)")
+    add_model_arguments(parser, "generation")
     parser.add_argument("--prompt", default="",
                         help="text to continue; default: the training data's document "
                              "separator (a new document)")
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.stream and args.num_samples != 1:
             fail(f"--stream prints one sample as it is generated; got --num-samples "
                  f"{args.num_samples}")
-        model = load_model(args.ckpt, task="generation")
+        model = load_predictor(args, "generation")
         settings = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
                     "top_k": args.top_k, "top_p": args.top_p,
                     "repetition_penalty": args.repetition_penalty, "seed": args.seed,

@@ -5,7 +5,9 @@ Stream mode carries the network's state (the (h, c) of every layer and, with att
 memory of past top-layer states) from each batch to the next, detached, as the data module's
 contiguous streams intend; the carried state starts empty at the start of every training,
 validation and test epoch, and each DDP rank carries its own (it reads its own streams).
-Sentence batches (``lengths`` present) start every example from an empty state.
+Sentence batches (``lengths`` present) start every example from an empty state. A Transformer
+language model carries nothing (``LanguageModelNet.carries_state``): each batch is read on its
+own, with causal attention within it.
 
 Metrics of a split, over all its batches (and ranks):
 
@@ -31,87 +33,17 @@ from torchmetrics import SumMetric
 
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.generation.net import LanguageModelNet, LMState
+from nlp_lstm.inference import check_generation, encode_prompt
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
-from nlp_lstm.nn.sampling import check_sampling, iter_sample
+from nlp_lstm.nn.sampling import iter_sample
+from nlp_lstm.text_stream import TextStream
 
 SUMS = ("nats", "tokens", "characters", "probe_correct", "probe_total")
 
 
-class TextStream:
-    """Turns one sample's token ids into text as they arrive, and stops it at a stop string.
-
-    ``push`` returns the text that is now final. Held back until the next tokens decide: the
-    bytes of a character that byte-level BPE split across tokens, and a suffix of the text that
-    may still become a stop string. A stop string ends the sample and is not part of its text
-    (as in the OpenAI API; Hugging Face keeps it). Each token costs a decode of at most
-    ``CONTEXT`` + a few tokens, never of the whole text: the previous tokens are decoded along
-    only for the tokenizer's joining rules (spaces between words, none before punctuation)."""
-
-    CONTEXT = 8
-
-    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()) -> None:
-        self.tokenizer, self.stop = tokenizer, tuple(stop)
-        self.ids: list[int] = []  # the text's tokens
-        self.tokens = 0  # tokens generated, an <eos> and a stop string's included
-        self.text = ""  # the final text so far
-        self.done = False
-        self._context: list[int] = []  # the last decoded ids
-        self._pending: list[int] = []  # ids whose bytes do not make whole characters yet
-        self._held = ""  # decoded text that may still turn into a stop string
-
-    def push(self, token: int) -> str:
-        """Add a token; returns the newly final text ("" once done)."""
-        if self.done:
-            return ""
-        self.tokens += 1
-        if token == self.tokenizer.eos_id:
-            return self.finish()
-        self.ids.append(token)
-        self._pending.append(token)
-        piece = self._decode(force=False)
-        return "" if piece is None else self._release(self._held + piece)
-
-    def finish(self) -> str:
-        """End the sample (``<eos>``, or out of tokens): what was held back becomes final."""
-        if self.done and not self._pending and not self._held:
-            return ""
-        self.done = True
-        text, self._held = self._held + (self._decode(force=True) or ""), ""
-        return self._emit(text)
-
-    def _decode(self, force: bool) -> str | None:
-        """The text the pending ids add after the context; None while they end inside a
-        character (unless ``force``)."""
-        if not self._pending:
-            return ""
-        before = self.tokenizer.decode(self._context)
-        after = self.tokenizer.decode(self._context + self._pending)
-        if after.endswith("\ufffd") and not force and len(self._pending) < 4:
-            return None  # a UTF-8 character is at most 4 bytes
-        self._context = (self._context + self._pending)[-self.CONTEXT:]
-        self._pending = []
-        return after[len(before):] if after.startswith(before) else after
-
-    def _release(self, text: str) -> str:
-        hits = [text.find(s) for s in self.stop if s in text]
-        if hits:
-            self.done, self._held, self._pending = True, "", []
-            return self._emit(text[: min(hits)])
-        keep = len(text)
-        for s in self.stop:  # hold back the longest suffix that begins a stop string
-            n = next((n for n in range(min(len(s) - 1, len(text)), 0, -1)
-                      if text.endswith(s[:n])), 0)
-            keep = min(keep, len(text) - n)
-        self._held = text[keep:]
-        return self._emit(text[:keep])
-
-    def _emit(self, new: str) -> str:
-        self.text += new
-        return new
-
-
 class LanguageModel(TaskModule):
-    """An LSTM language model with optional window attention over its past (``LanguageModelNet``).
+    """An LSTM language model with optional window attention over its past, or a causal
+    Transformer one (``LanguageModelNet``).
 
     Args:
         tokenizer: the trained tokenizer as JSON; travels inside the checkpoint.
@@ -119,9 +51,11 @@ class LanguageModel(TaskModule):
             prompt starts from it.
         embedding_dim, encoder, attention, attention_window, dropout_embedding, dropout_input,
             dropout_hidden, dropout_output, tie_embeddings: those of ``LanguageModelNet``
-            (``encoder`` is the mapping of ``LSTMEncoder`` settings, ``hidden_size`` required).
+            (``encoder`` is the mapping of ``LSTMEncoder`` settings, ``hidden_size`` required,
+            or ``kind: transformer`` and ``TransformerEncoder`` settings).
         max_length: a prompt longer than this many tokens keeps its last ``max_length`` (the
-            prompt is read in one forward call, whose memory grows with its length).
+            prompt is read in one forward call, whose memory grows with its length); a
+            Transformer's prompt keeps at most its context, ``encoder.max_length``.
         optimizer, scheduler: see ``TaskModule``.
     """
 
@@ -166,14 +100,15 @@ class LanguageModel(TaskModule):
     # -------------------------------------------------------------- the state
     def _forward(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         """Logits (B, T, V) of a batch; stream batches continue the stage's carried state."""
+        carry = batch.get("lengths") is None and self.net.carries_state
         lengths = batch.get("lengths")
         state = None
-        if lengths is None:
+        if carry:
             state = self._states.get(stage)
             if state is not None and state.h.size(1) != batch["input"].size(0):
                 state = None  # a different number of streams: a new text
         logits, new_state = self.net(batch["input"], state, lengths)  # (B, T, V)
-        if lengths is None:  # truncated BPTT: carry the values, cut the graph
+        if carry:  # truncated BPTT: carry the values, cut the graph
             self._states[stage] = new_state.detach()
         return logits
 
@@ -239,24 +174,11 @@ class LanguageModel(TaskModule):
     # ------------------------------------------------------------ generation
     def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
         """The prompt's ids (the separator's if the prompt is empty), its last ``max_length``
-        kept, and how many tokens were cut. A character model refuses characters it never saw
-        (a ValueError naming them); word models read unknown words as ``<unk>``, byte-level BPE
-        encodes any text."""
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
-        text = prompt or self.separator
-        ids = self.tokenizer.encode(text)
-        if self.tokenizer.kind == "char" and self.tokenizer.unk_id in ids:
-            unknown = sorted({ch for ch in text
-                              if self.tokenizer.encode(ch) == [self.tokenizer.unk_id]})
-            raise ValueError(f"the prompt has characters the model never saw in training: "
-                             f"{', '.join(map(repr, unknown))}; expected only characters of its "
-                             f"vocabulary of {self.tokenizer.vocab_size - 4}")
-        if not ids:
-            raise ValueError(f"the prompt {prompt!r} has no tokens for this {self.tokenizer.kind}"
-                             " model; give some text")
-        cut = max(0, len(ids) - self.max_length)
-        return ids[cut:], cut
+        kept (a Transformer's context, if shorter), and how many tokens were cut
+        (``nlp_lstm.inference.encode_prompt``)."""
+        limit = self.max_length if self.net.context is None else min(self.max_length,
+                                                                      self.net.context)
+        return encode_prompt(self.tokenizer, prompt, self.separator, limit)
 
     def start_generation(
         self,
@@ -280,18 +202,9 @@ class LanguageModel(TaskModule):
         carried state (no re-reading). A sample ends at ``<eos>``, at a stop string (not
         included) or after ``max_new_tokens`` tokens. Temperature 0 is greedy; ``seed`` makes
         the samples reproducible (on the same machine and torch version)."""
-        check_sampling(temperature=temperature, top_k=top_k, top_p=top_p,
-                       repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens)
-        if temperature == 0.0 and (top_k or top_p != 1.0):
-            raise ValueError(f"top_k={top_k} and top_p={top_p} restrict sampling, but "
-                             "temperature=0 is greedy decoding: give a temperature > 0 to "
-                             "sample, or leave top_k=0 and top_p=1")
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}")
-        if any(not isinstance(s, str) or not s for s in stop):
-            raise ValueError(f"stop strings must be non-empty strings, got {list(stop)!r}")
+        check_generation(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                         top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                         num_samples=num_samples, stop=stop)
         ids, _ = self.encode_prompt(prompt)
         streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
         settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,

@@ -1,5 +1,5 @@
 """The language-model network, torch only: a stack of LSTM layers with an optional window of
-attention over its own past, and an output layer tied to the embedding.
+attention over its own past (or a causal Transformer), and an output layer tied to the embedding.
 
     tokens (B, T) -> embedding (B, T, E) -> L single-layer ``LSTMEncoder``s (B, T, H)
     -> attention "window": tanh(W_c [context; h_t]) (B, T, O)
@@ -14,6 +14,20 @@ Everything is causal, and all that one batch passes to the next is ``LMState``: 
 (h, c) of every layer and, with attention, the top layer's last W hidden states. So a long
 text run as contiguous batches (truncated BPTT: the caller detaches the state between them)
 gives the logits of the text run at once, and generation is the same forward with T = 1.
+
+With ``encoder.kind: transformer`` a causal pre-norm ``TransformerEncoder`` replaces the LSTM
+layers (and the attention window: the Transformer attends to its whole context already):
+
+    tokens (B, T) -> embedding (B, T, E) -> TransformerEncoder, causal (B, T, H)
+    -> a linear projection to O when O != H -> output layer (B, T, V)
+
+Its state is the encoder's key/value cache (``LMState.cache``), and ``carries_state`` is False:
+a training or validation batch is read on its own (causal attention within the batch; absolute
+positions restart at 0), never continued from the previous batch as the LSTM's is, since its
+positions end at ``encoder.max_length``. ``prompt`` and ``step`` do continue it: a step reads one
+token against the cached keys and values (cost growing with the context, unlike the LSTM's),
+and past ``encoder.max_length`` tokens the cache shrinks to its last half, re-read
+(``nlp_lstm.nn.transformer``).
 
 Regularisation (AWD-LSTM, Merity et al. 2018), every one off by default:
 
@@ -41,11 +55,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp_lstm.nn.dropout import embedding_dropout, locked_dropout
-from nlp_lstm.nn.encoder import LSTMEncoder
+from nlp_lstm.nn.encoder import ENCODER_KINDS, LSTMEncoder
+from nlp_lstm.nn.transformer import KVCache, TransformerEncoder
 
 ATTENTIONS = ("none", "window")
-# LSTMEncoder arguments the ``encoder`` mapping may set (input_size comes from the embedding).
+# Encoder arguments the ``encoder`` mapping may set (input_size comes from the embedding; the
+# Transformer is always causal).
 ENCODER_KEYS = ("hidden_size", "num_layers", "cell", "layer_norm", "weight_drop", "init", "impl")
+TRANSFORMER_KEYS = ("hidden_size", "num_layers", "nhead", "dim_feedforward", "dropout",
+                    "activation", "positions", "max_length")
 
 
 class LMState(NamedTuple):
@@ -54,12 +72,15 @@ class LMState(NamedTuple):
     h, c: (L, B, H) final states of every layer, as in ``nn.LSTM``; c is None for ``cell="gru"``.
     memory: (B, W, H) the top layer's last W hidden states, oldest first; None without attention.
     memory_mask: (B, W) True where the memory holds a real state (False before the text began).
+    cache: the Transformer's ``KVCache``; then every other field is None (and cache is None for
+        the LSTM).
     """
 
-    h: torch.Tensor
+    h: torch.Tensor | None = None
     c: torch.Tensor | None = None
     memory: torch.Tensor | None = None
     memory_mask: torch.Tensor | None = None
+    cache: KVCache | None = None
 
     def detach(self) -> LMState:
         """The same values cut from the graph, for the next batch of truncated BPTT."""
@@ -68,11 +89,12 @@ class LMState(NamedTuple):
     def repeat_interleave(self, n: int) -> LMState:
         """Every sequence's state n times in a row (B -> B*n), e.g. to draw n samples from one
         prompt read once."""
-        h, c, memory, mask = self
-        return LMState(h.repeat_interleave(n, dim=1),  # (L, B*n, H)
+        h, c, memory, mask, cache = self
+        return LMState(None if h is None else h.repeat_interleave(n, dim=1),  # (L, B*n, H)
                        None if c is None else c.repeat_interleave(n, dim=1),  # (L, B*n, H)
                        None if memory is None else memory.repeat_interleave(n, dim=0),
-                       None if mask is None else mask.repeat_interleave(n, dim=0))  # (B*n, W)
+                       None if mask is None else mask.repeat_interleave(n, dim=0),  # (B*n, W)
+                       None if cache is None else cache.repeat_interleave(n))
 
 
 def window_mask(memory_mask: torch.Tensor, steps: int) -> torch.Tensor:
@@ -167,8 +189,8 @@ class WindowAttention(nn.Module):
 
 
 class LanguageModelNet(nn.Module):
-    """Embedding -> L LSTM layers -> optional window attention -> output layer (see the module
-    docstring).
+    """Embedding -> L LSTM layers -> optional window attention -> output layer, or embedding ->
+    a causal Transformer -> output layer (see the module docstring).
 
     Args:
         vocab_size: V.
@@ -176,13 +198,17 @@ class LanguageModelNet(nn.Module):
         encoder: ``LSTMEncoder`` keyword arguments for the layers: ``hidden_size`` (required),
             ``num_layers`` (default 1), ``cell``, ``layer_norm``, ``weight_drop``, ``init``,
             ``impl``. No ``dropout`` but 0 (use ``dropout_hidden``, locked) and no
-            ``bidirectional`` (a language model reads left to right).
+            ``bidirectional`` (a language model reads left to right). Or ``kind: transformer``
+            and ``TransformerEncoder`` arguments: ``hidden_size`` (required), ``num_layers``,
+            ``nhead``, ``dim_feedforward``, ``dropout`` (inside its blocks), ``activation``,
+            ``positions``, ``max_length`` (the context); never ``causal: false``.
         pad_id: the padding token, whose embedding stays zero; None if there is none.
-        attention: ``"none"`` or ``"window"``.
+        attention: ``"none"`` or ``"window"`` (LSTM only).
         attention_window: W, the past positions each position attends to.
         dropout_embedding: probability of dropping a word type (AWD-LSTM ``dropoute``).
         dropout_input: locked dropout on the embeddings (``dropouti``).
-        dropout_hidden: locked dropout between LSTM layers (``dropouth``).
+        dropout_hidden: locked dropout between LSTM layers (``dropouth``); 0 with a Transformer
+            (its dropout is ``encoder.dropout``).
         dropout_output: locked dropout before the output layer (``dropout``).
         tie_embeddings: the output layer's weight is the embedding matrix (Press & Wolf 2017;
             Inan et al. 2017); without attention, a linear projection H -> E precedes it when
@@ -217,21 +243,37 @@ class LanguageModelNet(nn.Module):
         for name, p in self.dropouts.items():
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"dropout_{name} must be in [0, 1), got {p!r}")
-        layer_args = self._layer_args(encoder)
+        self.kind, layer_args = self._layer_args(encoder)
         hidden_size = layer_args.pop("hidden_size")
         num_layers = layer_args.pop("num_layers", 1)
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"encoder.num_layers must be a positive integer, got {num_layers!r}")
+        if self.kind == "transformer":
+            if attention != "none":
+                raise ValueError(f"attention={attention!r} adds a window of attention to the "
+                                 "LSTM; the Transformer attends to its context already: set "
+                                 "attention='none'")
+            if dropout_hidden:
+                raise ValueError(f"dropout_hidden={dropout_hidden!r} is the locked dropout "
+                                 "between LSTM layers; the Transformer's is encoder.dropout")
 
         self.vocab_size, self.embedding_dim, self.pad_id = vocab_size, embedding_dim, pad_id
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.attention = attention
-        self.cell = layer_args.get("cell", "lstm")
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.layers = nn.ModuleList(
-            LSTMEncoder(embedding_dim if k == 0 else hidden_size, hidden_size, 1, **layer_args)
-            for k in range(num_layers)
-        )
+        self.layers: nn.ModuleList | None = None
+        self.transformer: TransformerEncoder | None = None
+        if self.kind == "transformer":
+            self.cell = None
+            self.transformer = TransformerEncoder(embedding_dim, hidden_size, num_layers,
+                                                  causal=True, **layer_args)
+        else:
+            self.cell = layer_args.get("cell", "lstm")
+            self.layers = nn.ModuleList(
+                LSTMEncoder(embedding_dim if k == 0 else hidden_size, hidden_size, 1,
+                            **layer_args)
+                for k in range(num_layers)
+            )
         out = embedding_dim if tie_embeddings else hidden_size  # O
         self.attend = (WindowAttention(hidden_size, attention_window, out)
                        if attention == "window" else None)
@@ -243,24 +285,47 @@ class LanguageModelNet(nn.Module):
             self.decoder.weight = self.embedding.weight  # one Parameter, one storage
 
     @staticmethod
-    def _layer_args(encoder: Mapping[str, Any]) -> dict[str, Any]:
+    def _layer_args(encoder: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The encoder's kind and its arguments, checked."""
         if not isinstance(encoder, Mapping):
             raise ValueError(f"encoder must be a mapping of LSTMEncoder arguments, got "
                              f"{type(encoder).__name__}")
         args = dict(encoder)
-        if args.pop("dropout", 0.0):
-            raise ValueError(f"encoder.dropout={encoder['dropout']!r} is not used: the language "
-                             "model puts locked dropout between its layers, set dropout_hidden")
-        if args.get("bidirectional"):
-            raise ValueError("encoder.bidirectional=True: a language model reads left to right")
-        args.pop("bidirectional", None)
-        unknown = sorted(set(args) - set(ENCODER_KEYS))
+        kind = args.pop("kind", "recurrent")
+        if kind not in ENCODER_KINDS:
+            raise ValueError(f"unknown encoder kind {kind!r}; expected one of {ENCODER_KINDS}")
+        if kind == "transformer":
+            if not args.pop("causal", True):
+                raise ValueError("encoder.causal=False: a language model reads left to right")
+            keys = TRANSFORMER_KEYS
+        else:
+            keys = ENCODER_KEYS
+            if args.pop("dropout", 0.0):
+                raise ValueError(f"encoder.dropout={encoder['dropout']!r} is not used: the "
+                                 "language model puts locked dropout between its layers, set "
+                                 "dropout_hidden")
+            if args.get("bidirectional"):
+                raise ValueError("encoder.bidirectional=True: a language model reads left to "
+                                 "right")
+            args.pop("bidirectional", None)
+        unknown = sorted(set(args) - set(keys))
         if unknown:
-            raise ValueError(f"unknown encoder arguments {unknown}, expected some of "
-                             f"{list(ENCODER_KEYS)}")
+            raise ValueError(f"unknown {kind} encoder arguments {unknown}, expected some of "
+                             f"{list(keys)}")
         if "hidden_size" not in args:
             raise ValueError("encoder.hidden_size is required")
-        return args
+        return kind, args
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether contiguous batches continue the previous batch's state (the LSTM: truncated
+        BPTT) or are read on their own (the Transformer)."""
+        return self.transformer is None
+
+    @property
+    def context(self) -> int | None:
+        """The most tokens one forward call reads (the Transformer's positions), or None."""
+        return None if self.transformer is None else self.transformer.max_length
 
     def reset_parameters(self) -> None:
         # N(0, 1), nn.Embedding's default. The small uniform(-0.1, 0.1) of PyTorch's
@@ -294,12 +359,19 @@ class LanguageModelNet(nn.Module):
             return
         if not isinstance(state, LMState):
             raise ValueError(f"state must be an LMState or None, got {type(state).__name__}")
+        if self.transformer is not None:
+            if state.cache is None or any(t is not None for t in state[:4]):
+                raise ValueError("the state of a Transformer language model holds its cache "
+                                 "only: LMState(cache=...) as prompt() or step() returned it")
+            return  # the encoder checks the cache against the batch
+        if state.cache is not None:
+            raise ValueError("state.cache is a Transformer's; this language model is an LSTM")
         expected = {"h": (self.num_layers, B, self.hidden_size),
                     "c": (self.num_layers, B, self.hidden_size) if self.cell == "lstm" else None}
         if self.attend is not None:
             expected |= {"memory": (B, self.attend.window, self.hidden_size),
                          "memory_mask": (B, self.attend.window)}
-        for name in LMState._fields:
+        for name in LMState._fields[:4]:
             value, shape = getattr(state, name), expected.get(name)
             got = None if value is None else tuple(value.shape)
             if got != shape:
@@ -329,6 +401,12 @@ class LanguageModelNet(nn.Module):
                                    self.training)  # (V, E)
         x = F.embedding(tokens, weight, self.pad_id)  # (B, T, E)
         x = locked_dropout(x, self.dropouts["input"], self.training)
+        if self.transformer is not None:
+            x, cache = self.transformer(x, lengths, None if state is None else state.cache)
+            if self.projection is not None:
+                x = self.projection(x)  # (B, T, O)
+            x = locked_dropout(x, self.dropouts["output"], self.training)
+            return self.decoder(x), LMState(cache=cache)  # (B, T, V)
         h_n, c_n = [], []
         for k, layer in enumerate(self.layers):
             if k:
@@ -368,7 +446,8 @@ class LanguageModelNet(nn.Module):
 
     def step(self, token: torch.Tensor, state: LMState | None) -> tuple[torch.Tensor, LMState]:
         """One generation step, the forward with T = 1: token (B,) -> logits (B, V), state.
-        Matches the teacher-forced logits of the whole text up to float rounding."""
+        Matches the teacher-forced logits of the whole text up to float rounding (a
+        Transformer's: of the text within its context, ``nlp_lstm.nn.transformer``)."""
         if not isinstance(token, torch.Tensor) or token.dim() != 1:
             shape = tuple(token.shape) if isinstance(token, torch.Tensor) else type(token)
             raise ValueError(f"token must be a 1-D tensor (B,), got {shape}")

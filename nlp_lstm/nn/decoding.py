@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from nlp_lstm.inference import length_penalty
+
 State = Any  # whatever the model carries between steps: tensors with a row (batch) dimension
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State, torch.Tensor | None]]
 Reorder = Callable[[State, torch.Tensor], State]
@@ -52,11 +54,6 @@ class Hypothesis:
     score: float  # the model's log-probability of ``tokens``
     ranking_score: float  # score / lp(T), the length-penalised score (= score for alpha 0)
     attention: torch.Tensor | None  # (T, S): row t is the attention that produced tokens[t]
-
-
-def length_penalty(lengths: torch.Tensor | int, alpha: float) -> torch.Tensor | float:
-    """GNMT length penalty ((5 + |Y|) / 6) ** alpha."""
-    return ((5.0 + lengths) / 6.0) ** alpha
 
 
 def _check(

@@ -51,6 +51,7 @@ from nlp_lstm.nn.gru import gru_sequence
 from nlp_lstm.nn.layer_norm_lstm import layer_norm, layer_norm_lstm_sequence
 from nlp_lstm.nn.masking import lengths_to_mask
 from nlp_lstm.nn.packing import Packing
+from nlp_lstm.nn.transformer import TransformerEncoder
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 State = LSTMState | torch.Tensor  # (h, c) for the LSTM, h for the GRU
@@ -426,12 +427,30 @@ class LSTMEncoder(nn.Module):
         return lstm_sequence(gates_x, h0, c0, w_hh, batch_sizes)  # (N, H) each
 
 
-def build_encoder(input_size: int, settings: Mapping[str, object]) -> LSTMEncoder:
-    """An ``LSTMEncoder`` from a model's plain ``encoder`` mapping (``hidden_size``,
-    ``num_layers``, ``bidirectional``, ...); the input size comes from the model. Unknown keys are
-    a ValueError that lists the known ones."""
-    known = [name for name in inspect.signature(LSTMEncoder).parameters if name != "input_size"]
+ENCODER_KINDS = ("recurrent", "transformer")
+
+
+def build_encoder(
+    input_size: int, settings: Mapping[str, object], kinds: Sequence[str] = ENCODER_KINDS,
+) -> LSTMEncoder | TransformerEncoder:
+    """An encoder from a model's plain ``encoder`` mapping; the input size comes from the model.
+
+    ``kind`` picks the class: ``"recurrent"`` (the default, so mappings written before there was
+    a choice still build) an ``LSTMEncoder`` (``cell`` = lstm or gru), ``"transformer"`` a
+    ``TransformerEncoder``; the other keys are that class's arguments. An unknown kind, a kind
+    the model cannot use (not in ``kinds``) or an unknown key is a ValueError naming it.
+    """
+    settings = dict(settings)
+    kind = settings.pop("kind", "recurrent")
+    if kind not in ENCODER_KINDS:
+        raise ValueError(f"unknown encoder kind {kind!r}; expected one of {ENCODER_KINDS}")
+    if kind not in kinds:
+        raise ValueError(f"encoder kind {kind!r} does not fit this model; expected one of "
+                         f"{tuple(kinds)}")
+    cls = TransformerEncoder if kind == "transformer" else LSTMEncoder
+    known = [name for name in inspect.signature(cls).parameters if name != "input_size"]
     unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise ValueError(f"unknown encoder setting(s) {unknown}; expected some of {known}")
-    return LSTMEncoder(input_size, **settings)
+        raise ValueError(f"unknown encoder setting(s) {unknown} for kind {kind!r}; expected "
+                         f"some of {known}")
+    return cls(input_size, **settings)

@@ -26,29 +26,13 @@ from typing import NamedTuple, TypeVar
 
 import torch
 
+from nlp_lstm.inference import check_sampling
+
+__all__ = ["Sampled", "apply_temperature", "check_sampling", "choose", "iter_sample",
+           "penalize_repetition", "process_logits", "sample", "top_k_filter", "top_p_filter"]
+
 State = TypeVar("State")
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
-
-
-# ------------------------------------------------------------------ validation
-def check_sampling(
-    *, temperature: float, top_k: int, top_p: float, repetition_penalty: float,
-    max_new_tokens: int | None = None,
-) -> None:
-    """ValueError naming the first bad argument; callers validate before any work."""
-    if not temperature >= 0.0:  # also rejects NaN
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
-    if not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
-    if not repetition_penalty > 0.0:
-        raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {repetition_penalty!r}")
-    if max_new_tokens is not None and (
-        isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 0
-    ):
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
 
 
 # ------------------------------------------------------------ logit processors

@@ -126,13 +126,14 @@ class TextClassifier(TaskModule):
 
 
 class SentimentClassifier(TextClassifier):
-    """A (bidirectional) LSTM classifier (``LSTMClassifierNet``).
+    """A (bidirectional) LSTM, GRU or Transformer classifier (``LSTMClassifierNet``).
 
     Args beyond ``TextClassifier``'s:
         embedding_dim: E.
-        encoder: ``LSTMEncoder`` settings: hidden_size, num_layers, bidirectional, dropout
-            (between layers), cell (``gru`` for the LSTM-vs-GRU comparison), layer_norm,
-            weight_drop, impl, init.
+        encoder: the encoder's settings: ``LSTMEncoder``'s (hidden_size, num_layers,
+            bidirectional, dropout (between layers), cell (``gru`` for the LSTM-vs-GRU
+            comparison), layer_norm, weight_drop, impl, init), or ``kind: transformer`` and
+            ``TransformerEncoder``'s (see ``LSTMClassifierNet``).
         pooling: ``last``, ``mean``, ``max`` or ``attention``.
         dropout: on the embeddings and before the head.
     """

@@ -1,7 +1,8 @@
 """Sentiment networks: plain ``nn.Module``s, tensor in, tensor out.
 
     LSTMClassifierNet: tokens (B, T) -> embedding (B, T, E) -> LSTMEncoder (B, T, D*H)
-        -> pooling (B, D*H) -> dropout -> linear (B, C)
+        -> pooling (B, D*H) -> dropout -> linear (B, C); or a TransformerEncoder (B, T, H) in
+        place of the LSTM (``encoder.kind: transformer``)
     BagOfWordsNet: tokens (B, T) -> embedding (B, T, E) -> masked mean (B, E) -> MLP (B, C)
 
 The bag of words is blind to word order by construction: it measures how much of a data set
@@ -17,17 +18,27 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from nlp_lstm.nn import Pooling, build_encoder, lengths_to_mask
+from nlp_lstm.nn import (
+    Pooling,
+    TransformerEncoder,
+    at_last_step,
+    build_encoder,
+    lengths_to_mask,
+)
 
 
 class LSTMClassifierNet(nn.Module):
-    """A (bidirectional) LSTM text classifier.
+    """A (bidirectional) LSTM, GRU or Transformer text classifier.
 
     Args:
         vocab_size, num_classes, pad_id: from the tokenizer and the labels.
         embedding_dim: E.
-        encoder: ``LSTMEncoder`` keyword arguments (hidden_size, num_layers, bidirectional,
-            dropout between layers, cell, layer_norm, weight_drop, impl, init).
+        encoder: the encoder's settings (``build_encoder``): ``LSTMEncoder`` keyword arguments
+            (hidden_size, num_layers, bidirectional, dropout between layers, cell, layer_norm,
+            weight_drop, impl, init), or ``kind: transformer`` and ``TransformerEncoder``'s
+            (hidden_size, num_layers, nhead, dim_feedforward, dropout, activation, positions,
+            max_length, causal). ``last`` pooling takes the LSTM's final states, the
+            Transformer's output at the last real token.
         pooling: ``last``, ``mean``, ``max`` or ``attention``.
         dropout: on the embeddings and before the head.
     """
@@ -45,10 +56,14 @@ class LSTMClassifierNet(nn.Module):
         """tokens (B, T), lengths (B,) -> logits (B, C)."""
         embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
         outputs, state = self.encoder(embedded, lengths)  # (B, T, D*H), state
-        h_n = state[0] if self.encoder.cell == "lstm" else state  # (L*D, B, H)
-        D = self.encoder.num_directions
-        last = h_n[-D:].transpose(0, 1).reshape(len(tokens), -1)  # (B, D*H), last layer
-        mask = lengths_to_mask(lengths.to(tokens.device), tokens.size(1))  # (B, T)
+        lengths = lengths.to(tokens.device)
+        if isinstance(self.encoder, TransformerEncoder):
+            last = at_last_step(outputs, lengths)  # (B, H)
+        else:  # an LSTMEncoder, or its NativeEncoder in an export
+            h_n = state[0] if self.encoder.cell == "lstm" else state  # (L*D, B, H)
+            D = self.encoder.num_directions
+            last = h_n[-D:].transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D*H), last layer
+        mask = lengths_to_mask(lengths, tokens.size(1))  # (B, T)
         pooled = self.pooling(outputs, mask, last)  # (B, D*H)
         return self.head(self.dropout(pooled))  # (B, C)
 

@@ -1,7 +1,8 @@
-"""What the server runs: a small backend interface, and its implementation for checkpoints.
+"""What the server runs: a small backend interface, and its implementations for checkpoints
+(PyTorch) and for ONNX exports (``nlp_lstm.runtime``: onnxruntime, no torch models).
 
-The HTTP layer talks to nothing else, so another runtime (e.g. ONNX) plugs in by offering the
-same attributes and methods. Backends raise ValueError for bad input (a prompt with characters
+The HTTP layer talks to nothing else, so another runtime plugs in by offering the same
+attributes and methods. Backends raise ValueError for bad input (a prompt with characters
 a character model never saw, bad sampling values); the server answers those with 422.
 """
 
@@ -54,19 +55,14 @@ class Backend(Protocol):
         """Generation: check the settings and the prompt (ValueError), compute nothing yet."""
 
 
-class CheckpointBackend:
-    """A backend over a PyTorch checkpoint (``nlp_lstm.checkpoint.load_model``)."""
+class ModelBackend:
+    """The ``Backend`` calls over a model that has the task's methods (``predict_texts``,
+    ``translate``, ``encode_prompt``, ``start_generation``): a PyTorch ``TaskModule`` or its
+    ``nlp_lstm.runtime`` counterpart. Subclasses set ``task``, ``model`` and ``max_length``."""
 
-    def __init__(self, path: str | Path) -> None:
-        from nlp_lstm.checkpoint import load_model, read_checkpoint
-
-        task = read_checkpoint(path)["nlp_lstm"].get("task")
-        if task not in TASK_ENDPOINTS:
-            raise ValueError(f"{path} is a {task!r} checkpoint; the server serves "
-                             f"{sorted(TASK_ENDPOINTS)}")
-        self.task: str = task
-        self.model = load_model(path, task=task)
-        self.max_length: int = int(self.model.max_length)
+    task: str
+    model: Any
+    max_length: int
 
     def count_tokens(self, text: str) -> int:
         if self.task == "generation":
@@ -88,6 +84,43 @@ class CheckpointBackend:
         return GenerationRun(pieces, prompt, streams)
 
 
-def load_backend(ckpt: str | Path) -> Backend:
-    """The backend for a checkpoint file."""
+class CheckpointBackend(ModelBackend):
+    """A backend over a PyTorch checkpoint (``nlp_lstm.checkpoint.load_model``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from nlp_lstm.checkpoint import load_model, read_checkpoint
+
+        task = read_checkpoint(path)["nlp_lstm"].get("task")
+        if task not in TASK_ENDPOINTS:
+            raise ValueError(f"{path} is a {task!r} checkpoint; the server serves "
+                             f"{sorted(TASK_ENDPOINTS)}")
+        self.task: str = task
+        self.model = load_model(path, task=task)
+        self.max_length: int = int(self.model.max_length)
+
+
+class OnnxBackend(ModelBackend):
+    """A backend over an ONNX export (``python -m tasks.export``) run by ``nlp_lstm.runtime``
+    on the execution ``providers`` (default CPU)."""
+
+    def __init__(self, path: str | Path, providers: str | Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        from nlp_lstm import runtime
+
+        self.model = runtime.load(path, providers=providers, threads=threads)
+        self.task: str = self.model.task
+        self.max_length: int = int(self.model.max_length)
+
+
+def load_backend(ckpt: str | Path | None = None, onnx: str | Path | None = None,
+                 providers: str | Sequence[str] | None = None) -> Backend:
+    """The backend for a checkpoint file or (exclusively) an ONNX export directory."""
+    if (ckpt is None) == (onnx is None):
+        raise ValueError("give exactly one of a checkpoint (--ckpt PATH) and an ONNX export "
+                         "(--onnx DIR)")
+    if onnx is not None:
+        return OnnxBackend(onnx, providers)
+    if providers is not None:
+        raise ValueError(f"--provider {providers} applies to --onnx DIR; a checkpoint runs on "
+                         "PyTorch")
     return CheckpointBackend(ckpt)

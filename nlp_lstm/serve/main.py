@@ -1,4 +1,5 @@
-"""``python -m tasks.serve --ckpt PATH [...]``: serve a checkpoint over HTTP (see ``app.py``)."""
+"""``python -m tasks.serve --ckpt PATH|--onnx DIR [...]``: serve a checkpoint, or an ONNX export on
+onnxruntime, over HTTP (see ``app.py``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m tasks.serve",
         description="Serve a model over HTTP with dynamic batching: POST /predict (sentiment), "
                     "/translate (translation) or /generate (generation); GET /health, /metrics.")
-    parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
+    parser.add_argument("--ckpt", help="checkpoint (.ckpt) written by train.py")
+    parser.add_argument("--onnx", metavar="DIR",
+                        help="instead of --ckpt: an export of python -m tasks.export, served "
+                             "with onnxruntime")
+    parser.add_argument("--provider", default=None, metavar="NAME",
+                        help="with --onnx: the execution provider, cpu (default), cuda or "
+                             "tensorrt")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
@@ -50,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         if not 0 <= args.port <= 65535:
             raise ValueError(f"--port must be in [0, 65535], got {args.port}")
-        backend = load_backend(args.ckpt)
+        backend = load_backend(args.ckpt, args.onnx, args.provider)
         settings = ServeSettings(
             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
             max_input_tokens=args.max_input_tokens, workers=args.workers,

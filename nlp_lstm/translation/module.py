@@ -24,6 +24,7 @@ from torchmetrics import MeanMetric
 
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.inference import check_decoding
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -176,19 +177,8 @@ class Seq2SeqTranslator(TaskModule):
         self._epoch_end("test")
 
     # ------------------------------------------------------------- decoding
-    @staticmethod
-    def check_decoding(beam_size: int, n_best: int, max_length_ratio: float,
-                       max_length_offset: int) -> None:
-        """A ValueError naming the first bad decoding setting."""
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be an integer >= 1, got {beam_size!r}")
-        if not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
-            raise ValueError(f"n_best must be between 1 and beam_size={beam_size}, got {n_best!r}")
-        if max_length_ratio < 0 or max_length_offset < 0 or \
-                (max_length_ratio == 0 and max_length_offset < 1):
-            raise ValueError("max_length_ratio and max_length_offset must be >= 0 and allow at "
-                             f"least one token, got {max_length_ratio!r} and "
-                             f"{max_length_offset!r}")
+    #: A ValueError naming the first bad decoding setting (``nlp_lstm.inference``).
+    check_decoding = staticmethod(check_decoding)
 
     @torch.no_grad()
     def decode(

@@ -116,7 +116,8 @@ class Seq2Seq(nn.Module):
             settings["hidden_size"] = hidden_size // directions
         self.pad_id = pad_id
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_dim, padding_idx=pad_id)
-        self.encoder = build_encoder(embedding_dim, settings)
+        # Recurrent only: the bridge starts the decoder from the encoder's final states.
+        self.encoder = build_encoder(embedding_dim, settings, kinds=("recurrent",))
         self.decoder = AttentionDecoder(
             tgt_vocab_size, embedding_dim, hidden_size, self.encoder.output_size, decoder_layers,
             attention=attention, input_feeding=input_feeding, dropout=dropout,

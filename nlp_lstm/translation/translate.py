@@ -1,6 +1,6 @@
 """Translate text with a checkpoint:
 
-    python -m tasks.translation.translate --ckpt PATH [TEXT ...] [--input FILE|-]
+    python -m tasks.translation.translate --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-]
         [--beam-size N] [--n-best K] [--batch-size N] [--max-length-ratio A]
         [--attention-png DIR]
 
@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.checkpoint import load_model
+import numpy as np
+
 from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.predict import read_inputs
+from nlp_lstm.predict import add_model_arguments, load_predictor, read_inputs
 
 
 def attention_png(path: Path, source: Sequence[str], target: Sequence[str], weights: Any) -> None:
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tasks.translation.translate",
         description="Translate texts: one JSON object per input line, in order.")
-    parser.add_argument("--ckpt", required=True, help="translation checkpoint (.ckpt)")
+    add_model_arguments(parser, "translation")
     parser.add_argument("texts", nargs="*", help="sentences to translate")
     parser.add_argument("--input", metavar="FILE", help="one sentence per line; '-' for stdin")
     parser.add_argument("--beam-size", type=int, default=None,
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for i, text in enumerate(args.texts, 1):
             if not text.strip():
                 fail(f"argument {i} is empty or whitespace: expected a sentence")
-        model = load_model(args.ckpt, task="translation")
+        model = load_predictor(args, "translation")
         texts = [text for _, text in inputs]
         todo = [i for i, text in enumerate(texts) if text.strip()]
         truncated = 0
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if png_dir is not None and hyps and hyps[0]["attention"] is not None:
                 best = hyps[0]
                 attention_png(png_dir / f"{i + 1:04d}.png", best["source_tokens"],
-                              best["tokens"], best["attention"].numpy())
+                              best["tokens"], np.asarray(best["attention"]))
         if truncated:
             print(f"note: {truncated} source(s) longer than {model.max_length} tokens were cut "
                   "to that length", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Generate text with a language-model checkpoint.
 
-    python -m tasks.generation.generate --ckpt PATH [--prompt TEXT] [--max-new-tokens N]
-        [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
-        [--num-samples N] [--stop TEXT ...] [--stream]
+    python -m tasks.generation.generate --ckpt PATH|--onnx DIR [--provider P] [--prompt TEXT]
+        [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R]
+        [--seed S] [--num-samples N] [--stop TEXT ...] [--stream]
 """
 
 from nlp_lstm.generation.generate import main

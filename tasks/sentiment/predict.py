@@ -1,6 +1,6 @@
 """Label texts with a sentiment checkpoint.
 
-    python -m tasks.sentiment.predict --ckpt PATH [TEXT ...] [--input FILE|-]
+    python -m tasks.sentiment.predict --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-]
 """
 
 from nlp_lstm.predict import main

@@ -1,6 +1,7 @@
 """Translate text with a translation checkpoint.
 
-    python -m tasks.translation.translate --ckpt PATH [TEXT ...] [--input FILE|-] [--beam-size N]
+    python -m tasks.translation.translate --ckpt PATH|--onnx DIR [--provider P] [TEXT ...]
+        [--input FILE|-] [--beam-size N]
         [--n-best K] [--batch-size N] [--max-length-ratio A] [--attention-png DIR]
 """
 

@@ -1,0 +1,102 @@
+"""Generation on an ONNX export: ``start_generation``, ``generate``, ``encode_prompt`` and
+``predict_texts`` as ``LanguageModel``'s: the prompt read in one call of the ``prompt`` graph,
+then one ``step`` graph call per token with the carried state, sampling in numpy
+(``nlp_lstm.runtime.sampling``), text through the same ``TextStream``.
+
+Legend: B batch (samples), P prompt length, L layers, H hidden, W attention window, V vocab.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp_lstm.inference import check_generation, encode_prompt
+from nlp_lstm.runtime.graphs import ExportedModel
+from nlp_lstm.runtime.sampling import iter_sample
+from nlp_lstm.text_stream import TextStream
+
+#: The batch axis of each state tensor: h, c are (L, B, H); memory (B, W, H), its mask (B, W).
+BATCH_AXIS = {"h": 1, "c": 1, "memory": 0, "memory_mask": 0}
+
+
+class OnnxLanguageModel:
+    """A generation export (``prompt`` and ``step`` graphs)."""
+
+    task = "generation"
+
+    def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
+                 threads: int | None = None) -> None:
+        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
+            path, providers, threads, task=self.task)
+        self.tokenizer = self.export.tokenizer
+        self.max_length = self.export.max_length
+        self.separator: str = self.export.manifest["separator"]
+        self.state_names: list[str] = list(self.export.manifest["state"])
+
+    def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
+        """The prompt's ids, its last ``max_length`` kept, and how many tokens were cut."""
+        return encode_prompt(self.tokenizer, prompt, self.separator, self.max_length)
+
+    def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]
+              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        out = self.export.run("step", {"token": tokens, **state})
+        return out["logits"], {name: out[f"{name}_out"] for name in self.state_names}
+
+    def start_generation(self, prompt: str = "", *, max_new_tokens: int = 200,
+                         temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                         repetition_penalty: float = 1.0, seed: int | None = None,
+                         num_samples: int = 1, stop: Sequence[str] = (),
+                         ) -> tuple[list[TextStream], Iterator[list[str]]]:
+        """Check the settings and the prompt, then one ``TextStream`` per sample and an
+        iterator yielding after every step the text each sample added; nothing is computed
+        before it is advanced (``LanguageModel.start_generation``)."""
+        check_generation(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                         top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                         num_samples=num_samples, stop=stop)
+        ids, _ = self.encode_prompt(prompt)
+        streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
+        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                    "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
+                    "seed": seed}
+        return streams, self._pieces(ids, streams, settings)
+
+    def _pieces(self, ids: list[int], streams: list[TextStream],
+                settings: dict[str, Any]) -> Iterator[list[str]]:
+        n = len(streams)
+        prompt_ids = np.array([ids], dtype=np.int64)  # (1, P)
+        out = self.export.run("prompt", {"tokens": prompt_ids})
+        logits = np.repeat(out["logits"], n, axis=0)  # (n, V): the prompt read once
+        state = {name: np.repeat(out[name], n, axis=BATCH_AXIS[name])
+                 for name in self.state_names}
+        steps = iter_sample(self._step, state, logits, prompt_ids=np.repeat(prompt_ids, n, 0),
+                            eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
+                            **settings)
+        for tokens in steps:  # (n,)
+            yield [stream.push(t) for stream, t in zip(streams, tokens.tolist(), strict=True)]
+            if all(stream.done for stream in streams):
+                return
+        yield [stream.finish() for stream in streams]
+
+    def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
+        """``start_generation`` run to the end: per sample ``{"prompt", "text", "tokens",
+        "seconds"}``."""
+        start = time.perf_counter()
+        streams, pieces = self.start_generation(prompt, **settings)
+        for _ in pieces:
+            pass
+        seconds = round(time.perf_counter() - start, 4)
+        return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
+                for s in streams]
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """Each text is a prompt, continued greedily for up to 200 tokens."""
+        results, truncated = [], 0
+        for text in texts:
+            truncated += self.encode_prompt(text)[1] > 0
+            results.append(self.generate(text, temperature=0.0)[0])
+        return results, truncated

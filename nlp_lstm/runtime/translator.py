@@ -1,0 +1,104 @@
+"""Translation on an ONNX export: ``translate`` and ``predict_texts`` as
+``Seq2SeqTranslator``'s, greedy or beam search (``nlp_lstm.runtime.decoding``).
+
+Legend: B batch, S source length, L decoder layers, H hidden, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp_lstm.data.guard import LengthGuard
+from nlp_lstm.inference import check_decoding, max_target_length
+from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
+from nlp_lstm.runtime.graphs import ExportedModel, pad
+
+State = dict[str, np.ndarray]
+#: The batch axis of each state tensor: h, c are (L, B, H); the rest batch-first.
+BATCH_AXIS = {"h": 1, "c": 1}
+
+
+def select(state: State, index: np.ndarray) -> State:
+    """Rows ``index`` of every state tensor (a decoding ``reorder``)."""
+    return {name: value.take(index, axis=BATCH_AXIS.get(name, 0)) for name, value in state.items()}
+
+
+class OnnxTranslator:
+    """A translation export (``encoder`` and one-step ``decoder`` graphs)."""
+
+    task = "translation"
+
+    def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
+                 threads: int | None = None) -> None:
+        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
+            path, providers, threads, task=self.task)
+        self.tokenizer = self.export.tokenizer
+        self.target_tokenizer = self.export.target_tokenizer
+        self.max_length = self.export.max_length
+        settings = self.export.manifest["decoding"]
+        self.beam_size: int = settings["beam_size"]
+        self.length_penalty: float = settings["length_penalty"]
+        self.max_length_ratio: float = settings["max_length_ratio"]
+        self.max_length_offset: int = settings["max_length_offset"]
+
+    def _step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State, np.ndarray]:
+        out = self.export.run("decoder", {"token": tokens, **state})
+        new = {**state, "h": out["h_out"], "c": out["c_out"], "feed": out["feed_out"]}
+        return out["log_probs"], new, out["attention"]
+
+    def decode(self, ids: Sequence[Sequence[int]], *, beam_size: int | None = None,
+               n_best: int = 1, max_length_ratio: float | None = None) -> list[list[Hypothesis]]:
+        """Source ids per sentence -> its ``n_best`` hypotheses, best first (greedy for a
+        beam of 1), as ``Seq2SeqTranslator.decode``."""
+        beam = self.beam_size if beam_size is None else beam_size
+        ratio = self.max_length_ratio if max_length_ratio is None else max_length_ratio
+        check_decoding(beam, n_best, ratio, self.max_length_offset)
+        src, src_lengths = pad(ids, self.tokenizer.pad_id)  # (B, S), (B,)
+        max_lengths = np.array([max_target_length(n, ratio, self.max_length_offset)
+                                for n in src_lengths.tolist()], dtype=np.int64)
+        state = self.export.run("encoder", {"src": src, "src_lengths": src_lengths})
+        special = {"bos_id": self.target_tokenizer.bos_id, "eos_id": self.target_tokenizer.eos_id}
+        if beam == 1 and n_best == 1:
+            return [[h] for h in greedy(self._step, state, max_lengths=max_lengths,
+                                         reorder=select, **special)]
+        return beam_search(self._step, state, reorder=select, max_lengths=max_lengths,
+                           beam_size=beam, n_best=n_best,
+                           length_penalty_alpha=self.length_penalty, **special)
+
+    def _piece(self, token: int) -> str:
+        eos = self.target_tokenizer.eos_id
+        return "<eos>" if token == eos else self.target_tokenizer.decode([token])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Target ids (<eos> last or not) -> text."""
+        eos = self.target_tokenizer.eos_id
+        return self.target_tokenizer.decode([t for t in tokens if t != eos])
+
+    def translate(self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
+                  max_length_ratio: float | None = None
+                  ) -> tuple[list[list[dict[str, Any]]], int]:
+        """Per sentence its ``n_best`` translations ``{"translation", "score", "tokens",
+        "source_tokens", "attention"}`` (attention a (T, S) array), and how many sources were
+        cut at ``max_length`` tokens."""
+        guard = LengthGuard(self.max_length)
+        ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
+        results = []
+        for sentence, hyps in zip(ids, self.decode(ids, beam_size=beam_size, n_best=n_best,
+                                                   max_length_ratio=max_length_ratio),
+                                  strict=True):
+            results.append([{
+                "translation": self.detokenize(h.tokens), "score": h.score,
+                "tokens": [self._piece(t) for t in h.tokens],
+                "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
+                "attention": None if h.attention is None else h.attention[:, : len(sentence)],
+            } for h in hyps])
+        return results, guard.truncated
+
+    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        results, truncated = self.translate(texts)
+        return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
+                for text, r in zip(texts, results, strict=True)], truncated
