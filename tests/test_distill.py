@@ -186,9 +186,19 @@ def test_tiny_distillation_run_trains_and_the_student_stands_alone(checkpoint, t
     assert not student.net.encoder.bidirectional and student.net.encoder.hidden_size == 16
     state = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
     assert not any("teacher" in key for key in state)
-    results, _ = student.predict_texts(["The plot was not good.", "The cast was superb."])
+    texts = ["The plot was not good.", "The cast was superb."]
+    results, _ = student.predict_texts(texts)
     assert all(r["label"] in ("negative", "positive") for r in results)
     assert 0.0 <= metrics["val/acc"] <= 1.0
+    # ... nor does its ONNX export, which predicts what it predicts
+    pytest.importorskip("onnxruntime")
+    from nlp_lstm import runtime
+    from nlp_lstm.export import export
+
+    export(metrics["checkpoint"], tmp_path / "onnx")
+    onnx_results, _ = runtime.load(tmp_path / "onnx", threads=1).predict_texts(texts)
+    for a, b in zip(onnx_results, results, strict=True):
+        assert a["label"] == b["label"] and a["probs"] == pytest.approx(b["probs"], abs=1e-4)
 
 
 def test_distillation_with_an_augmented_transfer_set(checkpoint, tmp_path):
@@ -214,6 +224,12 @@ def test_embedding_initialised_from_the_teacher(checkpoint, tmp_path, monkeypatc
     student = load_model(metrics["checkpoint"], "sentiment")
     teacher = load_model(checkpoint, "sentiment")
     assert torch.equal(student.net.embedding.weight, teacher.net.embedding.weight)
+
+
+def test_gru_student(checkpoint, tmp_path):
+    metrics = _run(tmp_path, [f"model.teacher_ckpt={checkpoint}", "encoder=gru"])
+    student = load_model(metrics["checkpoint"], "sentiment")
+    assert student.net.encoder.cell == "gru" and not student.net.encoder.bidirectional
 
 
 def test_alpha_one_never_reads_the_teacher(tmp_path, monkeypatch):
