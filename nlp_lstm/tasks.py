@@ -19,6 +19,7 @@ from nlp_lstm.generation import GenerationDataModule, LanguageModel
 from nlp_lstm.module import TaskModule
 from nlp_lstm.sentiment import (
     BagOfWordsClassifier,
+    DistilledClassifier,
     SentimentClassifier,
     SentimentDataModule,
     TextClassifier,
@@ -98,7 +99,7 @@ def _confusion(metrics: dict[str, Any], model: TextClassifier, console: Console)
 register(Task(
     name="sentiment",
     datamodule=SentimentDataModule,
-    models=(SentimentClassifier, BagOfWordsClassifier),
+    models=(SentimentClassifier, BagOfWordsClassifier, DistilledClassifier),
     model_inputs=lambda dm: {"tokenizer": dm.tokenizer.to_json(), "labels": list(dm.labels)},
     prepare_eval=_sentiment_eval,
     report=_confusion,

@@ -107,8 +107,9 @@ def test_pad_sequences_and_collate():
     tokens, lengths = pad_sequences([[5, 6, 7], [8]], pad_id=0)
     assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1]
     assert tokens.dtype == lengths.dtype == torch.int64 and lengths.device.type == "cpu"
-    batch = ClassificationCollate(0)([([4, 5], 1), ([6], 0)])
+    batch = ClassificationCollate(0)([([4, 5], 1, 7), ([6], 0, 3)])
     assert batch["labels"].tolist() == [1, 0] and batch["lengths"].tolist() == [2, 1]
+    assert batch["index"].tolist() == [7, 3]
 
 
 def test_length_guard_truncates_and_counts():

@@ -35,7 +35,10 @@ DATA_TASKS = {"sentiment_synthetic": "sentiment", "sst2": "sentiment", "tsv": "s
 MODEL_TASKS = {"seq2seq_attention": "translation", "lstm_lm": "generation"}
 REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
             "data=parallel": ["data.source.train=[a.src,a.tgt]", "data.source.val=[b.src,b.tgt]"],
-            "data=text": ["data.source.train=a.txt"]}
+            "data=text": ["data.source.train=a.txt"],
+            "model=sentiment_student": ["model.teacher_ckpt=teacher.ckpt"],
+            "experiment=sst2_distill": ["model.teacher_ckpt=teacher.ckpt"],
+            "experiment=multi30k_seqkd": ["data.source.train=[a.de,a.en]"]}
 
 
 def test_every_data_config_has_a_task():

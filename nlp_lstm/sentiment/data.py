@@ -128,19 +128,37 @@ class LabeledTSV:
 
 
 class ClassificationCollate:
-    """Collate (ids, label) pairs into ``{"tokens": (B, T), "lengths": (B,), "labels": (B,)}``."""
+    """Collate (ids, label, index in the split) examples into ``{"tokens": (B, T),
+    "lengths": (B,), "labels": (B,), "index": (B,)}``, all int64 on CPU. The index lets a model
+    look up what it keeps per training example (a teacher's logits, in distillation)."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, examples: Sequence[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
-        tokens, lengths = pad_sequences([ids for ids, _ in examples], self.pad_id)
-        labels = torch.tensor([label for _, label in examples], dtype=torch.int64)  # (B,)
-        return {"tokens": tokens, "lengths": lengths, "labels": labels}
+    def __call__(self, examples: Sequence[tuple[list[int], int, int]]) -> dict[str, torch.Tensor]:
+        tokens, lengths = pad_sequences([ids for ids, _, _ in examples], self.pad_id)
+        labels = torch.tensor([label for _, label, _ in examples], dtype=torch.int64)  # (B,)
+        index = torch.tensor([i for _, _, i in examples], dtype=torch.int64)  # (B,)
+        return {"tokens": tokens, "lengths": lengths, "labels": labels, "index": index}
+
+
+class WithIndex:
+    """A read-only view of a list of (ids, label) examples that yields (ids, label, index)."""
+
+    def __init__(self, data: Sequence[tuple[list[int], int]]) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int, int]:
+        ids, label = self.data[i]
+        return ids, label, i
 
 
 class SentimentDataModule(TextDataModule):
-    """Serves ``{"tokens": (B, T), "lengths": (B,), "labels": (B,)}`` batches.
+    """Serves ``{"tokens": (B, T), "lengths": (B,), "labels": (B,), "index": (B,)}`` batches
+    (see ``ClassificationCollate``).
 
     The source must also have ``labels``, the label names in class order. Arguments are those of
     ``TextDataModule``.
@@ -172,7 +190,7 @@ class SentimentDataModule(TextDataModule):
     def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
         data = self.dataset(split)
         sampler = self.batch_sampler([len(ids) for ids, _ in data], shuffle=shuffle)
-        return self.loader(data, ClassificationCollate(self.tokenizer.pad_id), sampler)
+        return self.loader(WithIndex(data), ClassificationCollate(self.tokenizer.pad_id), sampler)
 
     def statistics(self) -> dict[str, Any]:
         splits = {}
