@@ -282,6 +282,33 @@ def test_advice_is_derived_from_the_numbers() -> None:
     assert "SST-2 in a fixed training time: GRU or LSTM (a tie within the margin)" in choose
 
 
+def test_chrono_runs_in_the_table_the_claims_and_the_advice() -> None:
+    """Chrono-init rows get their own columns; a kind is judged at its better init, and advice
+    that rests on a chrono run says so."""
+    results = fake_results()
+    lr = results["sections"]["long_range"]
+    chrono = {10: {"lstm": 1.0, "gru": 1.0}, 200: {"lstm": 1.0, "gru": 0.9},
+              1000: {"lstm": 0.99, "gru": 0.5}}
+    lr["rows"] += [{"kind": k, "init": "chrono", "distance": d, "T": d + 8, "width": 8,
+                    "accuracy": chrono[d][k], "final_loss": 1.0, "seconds": 20.0}
+                   for d in chrono for k in ("lstm", "gru")]
+    text = report.render(results, {})
+    assert ("| d | T | LSTM acc | GRU acc | Transformer acc | LSTM chrono acc | GRU chrono acc "
+            "| training s (LSTM / GRU / Transformer / LSTM chrono / GRU chrono) |") in text
+    assert "| 1,000 | 1,008 | 0.200 | 0.125 | 0.980 | 0.990 | 0.500 | 10 / 10 / 10 / 20 / 20 |" \
+        in text
+    assert "LSTM chrono d = 1,000, GRU chrono d = 200" in text
+    v = by_statement(results)
+    assert v["Transformer the best at long distances"] == "inconclusive"  # 0.99 vs 0.995
+    assert v["LSTM better than GRU"] == "confirmed"
+    assert "LSTM 0.400 (chrono init 0.995)" in next(
+        c.measured for c in claims.all_claims(results["sections"], "cpu")
+        if c.statement == "LSTM better than GRU")
+    choose = report.advice(results["sections"], "cpu")[1]
+    assert ("dependencies 200+ tokens back: LSTM or Transformer (a tie within the margin) "
+            "(LSTM with `init=chrono`)") in choose
+
+
 def test_settings_overrides_and_budget_string() -> None:
     from benchmarks.compare.__main__ import QUICK, override
     from benchmarks.compare.quality import budget_string

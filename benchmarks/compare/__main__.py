@@ -124,7 +124,11 @@ def machine(device: torch.device, quick: bool, argv: list[str], settings: Settin
 
 
 def run_sections(names: list[str], settings: Settings, args: argparse.Namespace,
-                 device: torch.device) -> tuple[dict[str, Any], dict[str, float]]:
+                 device: torch.device, meta: dict[str, Any] | None = None,
+                 partial: Path | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """The measurements of the named sections, and their seconds. After each section the
+    measurements so far go to ``partial`` (a ``--render``-able JSON), so that an hour of
+    measuring survives a failure in a later section."""
     sections: dict[str, Any] = dict.fromkeys(SECTIONS)
     times: dict[str, float] = {}
     s = settings
@@ -154,6 +158,10 @@ def run_sections(names: list[str], settings: Settings, args: argparse.Namespace,
                 device=device)
         times[name] = time.perf_counter() - start
         print(f"[{name}] {times[name]:.0f} s", flush=True)
+        if partial is not None:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"meta": meta, "sections": sections,
+                                           "times": times}, indent=1) + "\n")
     return sections, times
 
 
@@ -206,10 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{meta['command']}\n{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, "
           f"{meta['threads']} threads, device {meta['device_label']}", flush=True)
     start = time.perf_counter()
-    sections, times = run_sections(names, settings, args, device)
+    partial = out / f"compare{'_quick' if args.quick else ''}.partial.json"
+    sections, times = run_sections(names, settings, args, device, meta, partial)
     times["total"] = time.perf_counter() - start
     results = {"meta": meta, "sections": sections, "times": times}
     report = write(results, out, args.quick)
+    partial.unlink(missing_ok=True)
     print(f"total {times['total']:.0f} s; wrote {report}")
 
 

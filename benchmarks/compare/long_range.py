@@ -12,10 +12,13 @@ The models: ``LSTMClassifierNet`` (token embedding -> one encoder layer -> the s
 token -> linear), with a unidirectional LSTM or GRU (a reverse direction would start next to
 the answer) or a one-layer Transformer encoder (every position attends to the whole
 sequence; its output at the last token). The Transformer layer has the width of ``width``
-and the LSTM and GRU the widths of equal parameters. Each trains ``steps`` steps of AdamW on
-fresh batches (never the same example twice, so there is nothing to overfit), warmup then
-cosine decay, gradients clipped to norm 1, then is scored on ``eval_size`` held-out
-sequences.
+and the LSTM and GRU the widths of equal parameters. The LSTM and GRU run twice: with the
+project's default init (forget-gate bias 1.0 for the LSTM, zero for the GRU), and with chrono
+gate biases (Tallec & Ollivier 2018, ``init="chrono"``, ``max_timescale`` = T), the known
+remedy for dependencies longer than the default forget gate's reach (0.73^d). Each trains
+``steps`` steps of AdamW on fresh batches (never the same example twice, so there is nothing
+to overfit), warmup then cosine decay, gradients clipped to norm 1, then is scored on
+``eval_size`` held-out sequences.
 
 Legend: B batch, T time, d distance, K signal classes.
 """
@@ -57,17 +60,23 @@ def make_batch(batch: int, distance: int, signals: int, noise: int,
     return tokens, labels
 
 
-def encoder_settings(kind: str, width: int, max_length: int) -> dict[str, Any]:
+INITS = {"lstm": ("default", "chrono"), "gru": ("default", "chrono"),
+         "transformer": ("default",)}  # the runs per kind
+
+
+def encoder_settings(kind: str, width: int, max_length: int,
+                     init: str = "default") -> dict[str, Any]:
     if kind == "transformer":
         return {"kind": "transformer", "hidden_size": width, "num_layers": 1, "nhead": NHEAD,
                 "max_length": max_length}
-    return {"hidden_size": width, "num_layers": 1, "cell": kind}
+    chrono = {"init": "chrono", "max_timescale": max_length} if init == "chrono" else {}
+    return {"hidden_size": width, "num_layers": 1, "cell": kind, **chrono}
 
 
 def build(kind: str, width: int, embedding: int, signals: int, noise: int,
-          max_length: int) -> LSTMClassifierNet:
+          max_length: int, init: str = "default") -> LSTMClassifierNet:
     return LSTMClassifierNet(1 + signals + noise, signals, PAD, embedding,
-                             encoder_settings(kind, width, max_length), pooling="last",
+                             encoder_settings(kind, width, max_length, init), pooling="last",
                              dropout=0.0)
 
 
@@ -100,11 +109,11 @@ def accuracy(net: LSTMClassifierNet, tokens: torch.Tensor, labels: torch.Tensor,
 
 def train_one(kind: str, width: int, distance: int, *, embedding: int, signals: int,
               noise: int, steps: int, batch: int, lr: float, eval_size: int,
-              device: torch.device, seed: int = 0) -> dict[str, Any]:
+              device: torch.device, seed: int = 0, init: str = "default") -> dict[str, Any]:
     """Train one model on one distance; its held-out accuracy and training seconds."""
     T = distance + PREFIX + 1
     torch.manual_seed(seed)
-    net = build(kind, width, embedding, signals, noise, T).to(device)
+    net = build(kind, width, embedding, signals, noise, T, init).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     schedule = WarmupCosineLR(optimizer, steps, warmup_steps=max(1, steps // 10),
                               min_lr_ratio=0.05)
@@ -126,8 +135,8 @@ def train_one(kind: str, width: int, distance: int, *, embedding: int, signals: 
     tokens, labels = make_batch(eval_size, distance, signals, noise, held_out)
     acc = accuracy(net, tokens.to(device), labels.to(device), batch=max(batch, 64))
     tail = losses[-max(1, steps // 10):]
-    return {"kind": kind, "distance": distance, "T": T, "width": width, "accuracy": acc,
-            "final_loss": sum(tail) / len(tail), "seconds": seconds}
+    return {"kind": kind, "init": init, "distance": distance, "T": T, "width": width,
+            "accuracy": acc, "final_loss": sum(tail) / len(tail), "seconds": seconds}
 
 
 def measure(width: int, distances: Sequence[int], *, embedding: int, signals: int, noise: int,
@@ -137,12 +146,13 @@ def measure(width: int, distances: Sequence[int], *, embedding: int, signals: in
     rows = []
     for distance in distances:
         for kind in KINDS:
-            row = train_one(kind, widths[kind], distance, embedding=embedding, signals=signals,
-                            noise=noise, steps=steps, batch=batch, lr=lr, eval_size=eval_size,
-                            device=device)
-            log(f"  long range: d={distance} {kind} acc={row['accuracy']:.3f} "
-                f"({row['seconds']:.0f} s)")
-            rows.append(row)
+            for init in INITS[kind]:
+                row = train_one(kind, widths[kind], distance, embedding=embedding,
+                                signals=signals, noise=noise, steps=steps, batch=batch, lr=lr,
+                                eval_size=eval_size, device=device, init=init)
+                log(f"  long range: d={distance} {kind} ({init} init) "
+                    f"acc={row['accuracy']:.3f} ({row['seconds']:.0f} s)")
+                rows.append(row)
     params = {kind: encoder_params(kind, w, embedding) for kind, w in widths.items()}
     return {"widths": widths, "encoder_params": params, "embedding": embedding,
             "signals": signals, "noise": noise, "chance": 1 / signals, "steps": steps,

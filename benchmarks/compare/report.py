@@ -91,23 +91,38 @@ def _cost_md(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lr_runs(lr: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, init) of the runs, in table order: the three at their default init, then chrono."""
+    present = {(r["kind"], r.get("init", "default")) for r in lr["rows"]}
+    return [(k, i) for i in ("default", "chrono") for k in NAMES if (k, i) in present]
+
+
+def _run_name(kind: str, init: str) -> str:
+    return NAMES[kind] + (" chrono" if init == "chrono" else "")
+
+
 def _long_range_md(lr: dict[str, Any]) -> list[str]:
     w = lr["widths"]
+    runs = _lr_runs(lr)
     lines = [f"Encoder widths {_kinds(w)} (encoder parameters "
              f"{_kinds({k: f'{v:,}' for k, v in lr['encoder_params'].items()})}), embedding "
              f"{lr['embedding']}, {lr['signals']} signal and {lr['noise']} noise symbols (chance "
              f"{lr['chance']:.3f}), {lr['steps']:,} steps of batch {lr['batch']} (AdamW "
              f"{lr['lr']}), accuracy on {lr['eval_size']:,} held-out sequences (two standard "
-             f"errors: {lr['margin']:.3f}).", "",
-             "| d | T | LSTM acc | GRU acc | Transformer acc | training s (LSTM / GRU / "
-             "Transformer) |", "|---:|---:|---:|---:|---:|---|"]
-    by_d: dict[int, dict[str, dict[str, Any]]] = {}
+             f"errors: {lr['margin']:.3f}). LSTM and GRU at the default init (LSTM forget-gate "
+             "bias 1.0) and, as \"chrono\", with chrono gate biases (Tallec & Ollivier 2018; "
+             "`init=chrono`, `max_timescale` = T).", "",
+             "| d | T | " + " | ".join(f"{_run_name(*r)} acc" for r in runs)
+             + " | training s (" + " / ".join(_run_name(*r) for r in runs) + ") |",
+             "|---:|---:|" + "---:|" * len(runs) + "---|"]
+    by_d: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
     for r in lr["rows"]:
-        by_d.setdefault(r["distance"], {})[r["kind"]] = r
+        by_d.setdefault(r["distance"], {})[(r["kind"], r.get("init", "default"))] = r
     for d, rows in sorted(by_d.items()):
-        acc = " | ".join(f"{rows[k]['accuracy']:.3f}" for k in NAMES)
-        secs = " / ".join(f"{rows[k]['seconds']:,.0f}" for k in NAMES)
-        lines.append(f"| {d:,} | {rows['lstm']['T']:,} | {acc} | {secs} |")
+        acc = " | ".join(f"{rows[r]['accuracy']:.3f}" if r in rows else "-" for r in runs)
+        secs = " / ".join(f"{rows[r]['seconds']:,.0f}" if r in rows else "-" for r in runs)
+        T = next(iter(rows.values()))["T"]
+        lines.append(f"| {d:,} | {T:,} | {acc} | {secs} |")
     return lines
 
 
@@ -205,12 +220,12 @@ def advice(sections: dict[str, Any], device: str) -> tuple[list[str], list[str]]
     lr = sections.get("long_range")
     if lr and lr.get("rows"):
         learnt = {}
-        for k in NAMES:
+        for k, i in _lr_runs(lr):
             good = [r["distance"] for r in lr["rows"] if r["kind"] == k
-                    and r["accuracy"] >= MASTERY]
-            learnt[k] = f"d = {max(good):,}" if good else "none"
+                    and r.get("init", "default") == i and r["accuracy"] >= MASTERY]
+            learnt[_run_name(k, i)] = f"d = {max(good):,}" if good else "none"
         out.append(f"The longest distance learnt to {MASTERY:.0%} accuracy in {lr['steps']:,} "
-                   f"steps: {_kinds(learnt)} (of d = "
+                   f"steps: {', '.join(f'{n} {v}' for n, v in learnt.items())} (of d = "
                    f"{', '.join(f'{d:,}' for d in sorted({r['distance'] for r in lr['rows']}))}"
                    ").")
         acc = long_range_accuracy(lr)
@@ -220,7 +235,11 @@ def advice(sections: dict[str, Any], device: str) -> tuple[list[str], list[str]]
             choose.append(f"dependencies {far[0]:,}+ tokens back: none of the three learnt "
                           "them in this budget")
         else:
-            choose.append(f"dependencies {far[0]:,}+ tokens back: {_names(best)}")
+            default = long_range_accuracy(lr, "default")
+            chrono = [NAMES[k] for k in best if k in default
+                      and acc[k] > default[k] + lr["margin"]]
+            how = f" ({' and '.join(chrono)} with `init=chrono`)" if chrono else ""
+            choose.append(f"dependencies {far[0]:,}+ tokens back: {_names(best)}{how}")
     q = sections.get("quality")
     for d in (q or {}).get("datasets", []):
         if "skipped" in d or not d.get("rows") or any(r.get("value") is None for r in d["rows"]):
@@ -365,10 +384,12 @@ def plot(results: dict[str, Any], out_dir: Path, suffix: str) -> dict[str, str]:
     lr = s.get("long_range")
     if lr and lr.get("rows"):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for k in NAMES:
-            rows = sorted((r for r in lr["rows"] if r["kind"] == k), key=lambda r: r["distance"])
-            ax.plot([r["distance"] for r in rows], [r["accuracy"] for r in rows], styles[k],
-                    label=NAMES[k])
+        for k, i in _lr_runs(lr):
+            rows = sorted((r for r in lr["rows"] if r["kind"] == k
+                           and r.get("init", "default") == i), key=lambda r: r["distance"])
+            style = styles[k] if i == "default" else styles[k][0] + ":"
+            ax.plot([r["distance"] for r in rows], [r["accuracy"] for r in rows], style,
+                    label=_run_name(k, i), alpha=1.0 if i == "default" else 0.7)
         ax.axhline(lr["chance"], color="grey", linestyle=":", label="chance")
         ax.set(xscale="log", xlabel="distance d", ylabel="held-out accuracy", ylim=(0, 1.05),
                title=f"Delayed recall, equal parameters, {lr['steps']:,} steps")

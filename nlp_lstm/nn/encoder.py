@@ -56,7 +56,8 @@ from nlp_lstm.nn.transformer import TransformerEncoder
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 State = LSTMState | torch.Tensor  # (h, c) for the LSTM, h for the GRU
 IMPLS = ("auto", "fused", "loop")
-INITS = ("xavier", "torch")
+INITS = ("xavier", "torch")  # the decoder's
+ENCODER_INITS = (*INITS, "chrono")
 CELLS = ("lstm", "gru")
 GATES = {"lstm": 4, "gru": 3}
 
@@ -81,13 +82,17 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
 
 def init_recurrent_weights(
     w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, *,
-    cell: str = "lstm", init: str = "xavier",
+    cell: str = "lstm", init: str = "xavier", max_timescale: int | None = None,
 ) -> None:
     """Initialise one layer and direction in place (``w_hh`` is (G*H, H)).
 
     ``"xavier"``: Xavier-uniform input weights, an orthogonal (H, H) block per gate of the
     recurrent weights, zero biases except an LSTM forget-gate total bias of 1.0.
     ``"torch"``: PyTorch's default, U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
+    ``"chrono"``: the Xavier weights with chrono biases (Tallec & Ollivier 2018): per unit a
+    memory timescale tau ~ U(1, max_timescale - 1), the LSTM forget bias log(tau) and input bias
+    -log(tau), the GRU update-gate (z) bias log(tau), so that units keep their state for up to
+    ``max_timescale`` steps from the start of training.
     """
     H = w_hh.size(1)
     with torch.no_grad():
@@ -100,7 +105,15 @@ def init_recurrent_weights(
             nn.init.orthogonal_(block)
         b_ih.zero_()
         b_hh.zero_()
-        if cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
+        if init == "chrono":
+            if not isinstance(max_timescale, int) or max_timescale < 3:
+                raise ValueError("init='chrono' needs max_timescale, an integer >= 3 (the "
+                                 f"longest dependency in steps), got {max_timescale!r}")
+            log_tau = torch.empty(H).uniform_(1.0, max_timescale - 1.0).log_()  # (H,)
+            b_ih[H : 2 * H] = log_tau  # LSTM gates i, f, g, o; GRU gates r, z, n
+            if cell == "lstm":
+                b_ih[:H] = -log_tau
+        elif cell == "lstm":  # remember by default (Jozefowicz et al. 2015)
             b_ih[H : 2 * H] = 1.0
 
 
@@ -127,7 +140,11 @@ class LSTMEncoder(nn.Module):
         weight_drop: DropConnect probability on the recurrent weights, one mask per forward
             (Merity et al. 2018, AWD-LSTM). Loop path only; a no-op in eval mode.
         init: ``"xavier"`` (Xavier-uniform input weights, orthogonal recurrent gate blocks, zero
-            biases except an LSTM forget-gate total bias of 1.0) or ``"torch"`` (PyTorch's default).
+            biases except an LSTM forget-gate total bias of 1.0), ``"torch"`` (PyTorch's
+            default) or ``"chrono"`` (the Xavier weights with chrono gate biases, Tallec &
+            Ollivier 2018: for dependencies longer than ~20 steps; see
+            ``init_recurrent_weights``).
+        max_timescale: the longest dependency in steps, for ``init="chrono"`` only.
         impl: ``"loop"``, ``"fused"`` or ``"auto"``: fused whenever the configuration allows,
             except an LSTM batch of unequal lengths on CPU, where the packed loop is faster and
             leaner than either way of running the fused kernel.
@@ -145,6 +162,7 @@ class LSTMEncoder(nn.Module):
         layer_norm: bool = False,
         weight_drop: float = 0.0,
         init: str = "xavier",
+        max_timescale: int | None = None,
         impl: str = "auto",
     ) -> None:
         super().__init__()
@@ -157,8 +175,14 @@ class LSTMEncoder(nn.Module):
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if init not in ENCODER_INITS:
+            raise ValueError(f"init must be one of {ENCODER_INITS}, got {init!r}")
+        if init == "chrono" and (not isinstance(max_timescale, int) or max_timescale < 3):
+            raise ValueError("init='chrono' needs max_timescale, an integer >= 3 (the longest "
+                             f"dependency in steps), got {max_timescale!r}")
+        if init != "chrono" and max_timescale is not None:
+            raise ValueError(f"max_timescale={max_timescale!r} is for init='chrono' only, got "
+                             f"init={init!r}")
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
         if impl == "fused" and (layer_norm or weight_drop > 0):
@@ -177,6 +201,7 @@ class LSTMEncoder(nn.Module):
         self.weight_drop = float(weight_drop)
         self.impl = impl
         self.init = init
+        self.max_timescale = max_timescale
 
         G, H = GATES[cell], hidden_size
         self._names: list[tuple[str, str, str, str]] = []  # per (layer, direction), nn.LSTM order
@@ -208,7 +233,7 @@ class LSTMEncoder(nn.Module):
         with torch.no_grad():
             for names, sfx in zip(self._names, self._suffixes, strict=True):
                 init_recurrent_weights(*(getattr(self, n) for n in names), cell=self.cell,
-                                       init=self.init)
+                                       init=self.init, max_timescale=self.max_timescale)
                 if self.layer_norm:
                     for part in ("ih", "hh", "c") if self.cell == "lstm" else ("ih", "hh"):
                         getattr(self, f"ln_{part}_weight_{sfx}").fill_(1.0)
