@@ -1,8 +1,8 @@
 """Torch-free rules of inference, shared by the PyTorch models and the ONNX runtime
 (``nlp_lstm.runtime``) so that both accept, refuse and decode alike: the checks of sampling,
 generation and translation-decoding settings, the GNMT length penalty, the target length limit
-``a * S + b``, how a generation prompt becomes ids, and ``generate`` / ``predict_texts`` of a
-language model on top of its ``start_generation``.
+``a * S + b``, how a generation prompt becomes ids, how a translation's ids become text, and
+``generate`` / ``predict_texts`` of a language model on top of its ``start_generation``.
 
 Legend: S source length.
 """
@@ -14,6 +14,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 Number = TypeVar("Number")
+
+
+class TargetTokenizer(Protocol):
+    """What ``detokenize`` and ``token_pieces`` need of a target tokenizer."""
+
+    eos_id: int
+
+    def decode(self, ids: list[int]) -> str: ...
 
 
 class PromptTokenizer(Protocol):
@@ -114,6 +122,16 @@ def max_target_length(source_length: int, ratio: float, offset: int) -> int:
     """The most target tokens (<eos> included) for a source of S tokens: int(ratio * S + offset),
     at least 1 (as the PyTorch path computes it in float64)."""
     return max(1, int(ratio * float(source_length) + offset))
+
+
+def detokenize(tokenizer: TargetTokenizer, tokens: Sequence[int]) -> str:
+    """Target ids (a hypothesis, <eos> last or not) -> text."""
+    return tokenizer.decode([t for t in tokens if t != tokenizer.eos_id])
+
+
+def token_pieces(tokenizer: TargetTokenizer, tokens: Sequence[int]) -> list[str]:
+    """Each target token as text, for attention pictures; <eos> by name."""
+    return ["<eos>" if t == tokenizer.eos_id else tokenizer.decode([t]) for t in tokens]
 
 
 # ------------------------------------------------------------------ generation results

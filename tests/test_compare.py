@@ -166,6 +166,8 @@ def test_report_has_the_rows_of_the_measurements() -> None:
         in text
     # cost: T, B, ms, ratio, MB
     assert "| 64 | 128 | 100.0 | 300.0 | 50.0 | 0.50 | 47.7 | 38.1 | 28.6 |" in text
+    # fitted exponents, then the one between the two longest lengths (here the only two)
+    assert "| Transformer | 0.75 | 0.00 | 0.00 | 0.75 |" in text
     assert "| 1,000 | 1,008 | 0.200 | 0.125 | 0.980 | 10 / 10 / 10 |" in text
     assert "| LSTM | 100 | 1 | 1,000 | 0.8500 | 900 | 2 | 5,000 | 320 |" in text
     assert "| 4,000 | 1.000 | 0.900 | 6.000 | 6.00 |" in text

@@ -383,3 +383,20 @@ def test_tiny_seq2seq_learns_to_reverse(kwargs):
     assert [h.tokens for h in decode(net, src, lengths, lengths + 3)] == expected
     assert [hyps[0].tokens for hyps in decode(net, src, lengths, lengths + 3, beam_size=3)] == \
         expected
+
+
+def test_detokenize_and_token_pieces_of_a_hypothesis():
+    """One torch-free rule for a hypothesis's text, used by the model and the ONNX runtime:
+    <eos> is dropped from the text and named among the pieces."""
+    from nlp_lstm.inference import detokenize, token_pieces
+
+    class Words:
+        eos_id = 2
+        words = {3: "ein", 4: "Hund", 5: "."}
+
+        def decode(self, ids: list[int]) -> str:
+            return " ".join(self.words[i] for i in ids if i != self.eos_id)
+
+    assert detokenize(Words(), [3, 4, 5, 2]) == "ein Hund ."
+    assert detokenize(Words(), [3, 4]) == "ein Hund"
+    assert token_pieces(Words(), [3, 4, 2]) == ["ein", "Hund", "<eos>"]

@@ -289,3 +289,19 @@ def test_learns_a_repeated_string_and_greedy_generates_it_back():
     out = sample(net.step, state, logits, 40, temperature=0.0)
     generated = "".join(chars[i] for i in out.tokens[0].tolist())
     assert "the c" + generated == (text * 3)[: 5 + 40]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_chrono_init_reaches_every_layer(cell):
+    """encoder.init=chrono with max_timescale: each single-layer LSTM/GRU of the stack gets
+    chrono biases (log tau on the forget or update gate)."""
+    torch.manual_seed(0)
+    net = LanguageModelNet(11, embedding_dim=6, encoder={
+        "hidden_size": 16, "num_layers": 2, "cell": cell, "init": "chrono",
+        "max_timescale": 100})
+    for layer in net.layers:
+        memory = layer.bias_ih_l0[16:32].detach()  # (H,): f (LSTM) or z (GRU)
+        assert memory.min() >= 0 and memory.max() <= torch.tensor(99.0).log() + 1e-6
+        assert memory.std() > 0.3
+    with pytest.raises(ValueError, match="max_timescale"):
+        LanguageModelNet(11, embedding_dim=6, encoder={"hidden_size": 16, "init": "chrono"})

@@ -112,6 +112,21 @@ def test_tiny_overfit(cls):
     assert (model(tokens, lengths).argmax(-1) == labels).all()
 
 
+@pytest.mark.parametrize("task", ["sentiment", "generation"])
+def test_chrono_init_from_the_config(task, tmp_path):
+    """model.encoder.init=chrono with max_timescale reaches the encoder's gate biases."""
+    cfg = compose_train(tmp_path, [f"task={task}", "model.encoder.init=chrono",
+                                   "model.encoder.max_timescale=64"])
+    tokenizer = Tokenizer.train_word_level(["the film was good", "the plot was bad"])
+    inputs = {"tokenizer": tokenizer.to_json()}
+    if task == "sentiment":
+        inputs["labels"] = ["negative", "positive"]
+    model = instantiate(cfg.model, **inputs, _convert_="all")
+    biases = [p for n, p in model.named_parameters() if "bias_ih" in n]
+    H = cfg.model.encoder.hidden_size
+    assert biases and all(0 <= b[H : 2 * H].min() and b[H : 2 * H].std() > 0.3 for b in biases)
+
+
 def test_fast_dev_run_through_hydra_compose(tmp_path):
     from nlp_lstm.train import train
 

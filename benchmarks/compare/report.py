@@ -5,6 +5,7 @@ as JSON next to the report), so a report can be re-rendered from saved measureme
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,21 @@ def _cost_md(c: dict[str, Any]) -> list[str]:
         lines.append(f"| {T:,} | {rows['lstm']['B']:,} | {ms['lstm']:,.1f} | {ms['gru']:,.1f} | "
                      f"{ms['transformer']:,.1f} | {ms['transformer'] / ms['lstm']:.2f} | "
                      f"{mb['lstm']:,.1f} | {mb['gru']:,.1f} | {mb['transformer']:,.1f} |")
-    lines += ["", "Fitted exponents (least squares of log y on log T over the lengths above):", "",
+    lengths = sorted(by_t)
+    a, b = lengths[-2:] if len(lengths) > 1 else (lengths[0], lengths[0])
+    lines += ["", "Fitted exponents (least squares of log y on log T over the lengths above; the "
+              "last column from the two longest lengths only, where attention's T^2 weighs "
+              "most):", "",
               "| layer | time per batch (constant tokens) ~ T^a | time per sequence ~ T^(a+1) | "
-              "peak memory per batch ~ T^m |", "|---|---:|---:|---:|"]
+              f"peak memory per batch ~ T^m | a from T = {a:,} to {b:,} |",
+              "|---|---:|---:|---:|---:|"]
     for k in NAMES:
         f = c["fits"][k]
         m = "-" if f["memory_per_batch"] is None else f"{f['memory_per_batch']:.2f}"
+        tail = ("-" if a == b else
+                f"{math.log(by_t[b][k]['seconds'] / by_t[a][k]['seconds']) / math.log(b / a):.2f}")
         lines.append(f"| {NAMES[k]} | {f['time_per_batch']:.2f} | {f['time_per_sequence']:.2f} "
-                     f"| {m} |")
+                     f"| {m} | {tail} |")
     return lines
 
 
@@ -306,7 +314,10 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
             "attention, as in classification). On CPU, PyTorch runs the fused LSTM as oneDNN's "
             "`mkldnn_rnn_layer` but the GRU as `aten::gru`, a step-by-step composition of "
             "ordinary ops (profiler op names, torch 2.13): there, GRU against LSTM compares "
-            "those kernels as much as the cells.")
+            "those kernels as much as the cells. `nn.MultiheadAttention` calls "
+            "`scaled_dot_product_attention`, which on CPU and CUDA runs a flash-attention "
+            "kernel that never holds the T x T weights: the Transformer's memory stays linear "
+            "in T, and only its time shows the T^2 of attention.")
     section(3, "Long-range dependency (delayed recall)", "long_range", _long_range_md,
             "Random noise tokens with one signal token d positions before the last; the label "
             f"is that signal, read at the end (T = d + {PREFIX + 1}). One-layer unidirectional "

@@ -61,7 +61,8 @@ from nlp_lstm.nn.transformer import KVCache, TransformerEncoder
 ATTENTIONS = ("none", "window")
 # Encoder arguments the ``encoder`` mapping may set (input_size comes from the embedding; the
 # Transformer is always causal).
-ENCODER_KEYS = ("hidden_size", "num_layers", "cell", "layer_norm", "weight_drop", "init", "impl")
+ENCODER_KEYS = ("hidden_size", "num_layers", "cell", "layer_norm", "weight_drop", "init",
+                "max_timescale", "impl")
 TRANSFORMER_KEYS = ("hidden_size", "num_layers", "nhead", "dim_feedforward", "dropout",
                     "activation", "positions", "max_length")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nlp_lstm.data.guard import LengthGuard
-from nlp_lstm.inference import check_decoding, max_target_length
+from nlp_lstm.inference import check_decoding, detokenize, max_target_length, token_pieces
 from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.runtime.graphs import ExportedModel, pad
 
@@ -69,14 +69,9 @@ class OnnxTranslator:
                            beam_size=beam, n_best=n_best,
                            length_penalty_alpha=self.length_penalty, **special)
 
-    def _piece(self, token: int) -> str:
-        eos = self.target_tokenizer.eos_id
-        return "<eos>" if token == eos else self.target_tokenizer.decode([token])
-
     def detokenize(self, tokens: Sequence[int]) -> str:
-        """Target ids (<eos> last or not) -> text."""
-        eos = self.target_tokenizer.eos_id
-        return self.target_tokenizer.decode([t for t in tokens if t != eos])
+        """Target ids (a hypothesis, <eos> last or not) -> text."""
+        return detokenize(self.target_tokenizer, tokens)
 
     def translate(self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
                   max_length_ratio: float | None = None
@@ -92,7 +87,7 @@ class OnnxTranslator:
                                   strict=True):
             results.append([{
                 "translation": self.detokenize(h.tokens), "score": h.score,
-                "tokens": [self._piece(t) for t in h.tokens],
+                "tokens": token_pieces(self.target_tokenizer, h.tokens),
                 "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
                 "attention": None if h.attention is None else h.attention[:, : len(sentence)],
             } for h in hyps])

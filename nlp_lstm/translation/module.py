@@ -24,7 +24,7 @@ from torchmetrics import MeanMetric
 
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.inference import check_decoding
+from nlp_lstm.inference import check_decoding, detokenize, token_pieces
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -204,15 +204,9 @@ class Seq2SeqTranslator(TaskModule):
                            max_lengths=max_lengths, beam_size=beam, n_best=n_best,
                            length_penalty_alpha=self.length_penalty, **ids)
 
-    def _piece(self, token: int) -> str:
-        """One target token as text, for pictures; <eos> by name."""
-        eos = self.target_tokenizer.eos_id
-        return "<eos>" if token == eos else self.target_tokenizer.decode([token])
-
     def detokenize(self, tokens: Sequence[int]) -> str:
         """Target ids (a hypothesis, <eos> last or not) -> text."""
-        eos = self.target_tokenizer.eos_id
-        return self.target_tokenizer.decode([t for t in tokens if t != eos])
+        return detokenize(self.target_tokenizer, tokens)
 
     @torch.no_grad()
     def translate(
@@ -233,7 +227,7 @@ class Seq2SeqTranslator(TaskModule):
                                   strict=True):
             results.append([{
                 "translation": self.detokenize(h.tokens), "score": h.score,
-                "tokens": [self._piece(t) for t in h.tokens],
+                "tokens": token_pieces(self.target_tokenizer, h.tokens),
                 "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
                 "attention": None if h.attention is None
                 else h.attention[:, : len(sentence)].float().cpu(),
