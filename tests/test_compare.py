@@ -325,3 +325,30 @@ def test_settings_overrides_and_budget_string() -> None:
         override(QUICK, ["lr_steps=x"])
     assert budget_string(300) == "00:00:05:00"
     assert budget_string(90061) == "01:01:01:01"
+
+
+def test_update_reruns_only_the_named_sections(tmp_path) -> None:
+    import json
+
+    from benchmarks.compare.__main__ import main
+
+    saved = fake_results()
+    saved["meta"]["quick"] = True
+    path = tmp_path / "compare_quick.json"
+    path.write_text(json.dumps(saved))
+    main(["--quick", "--update", str(path), "--sections", "params"])
+    new = json.loads(path.read_text())
+    assert new["sections"]["params"] != saved["sections"]["params"]  # measured, not the fake
+    assert new["sections"]["generation"] == saved["sections"]["generation"]  # kept
+    assert new["meta"]["date"] == saved["meta"]["date"]
+    [update] = new["meta"]["updates"]
+    assert update["sections"] == ["params"] and "--update" in update["command"]
+    assert "total" not in new["times"] and new["times"]["params"] != saved["times"]["params"]
+    text = (tmp_path / "COMPARE_quick.md").read_text()
+    assert "section(s) params rerun by `python -m benchmarks.compare --quick --update" in text
+    with pytest.raises(SystemExit):  # a full run's measurements are not updated by a quick one
+        saved["meta"]["quick"] = False
+        path.write_text(json.dumps(saved))
+        main(["--quick", "--update", str(path), "--sections", "params"])
+    with pytest.raises(SystemExit):  # which sections, said explicitly
+        main(["--update", str(path)])

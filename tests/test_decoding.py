@@ -392,10 +392,10 @@ def test_detokenize_and_token_pieces_of_a_hypothesis():
 
     class Words:
         eos_id = 2
-        words = {3: "ein", 4: "Hund", 5: "."}
 
         def decode(self, ids: list[int]) -> str:
-            return " ".join(self.words[i] for i in ids if i != self.eos_id)
+            words = {3: "ein", 4: "Hund", 5: "."}
+            return " ".join(words[i] for i in ids if i != self.eos_id)
 
     assert detokenize(Words(), [3, 4, 5, 2]) == "ein Hund ."
     assert detokenize(Words(), [3, 4]) == "ein Hund"

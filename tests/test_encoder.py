@@ -303,6 +303,25 @@ def test_auto_picks():
     assert LSTMEncoder(3, 4)._resolve_impl(x, None) == "fused"
     assert LSTMEncoder(3, 4)._resolve_impl(x, lengths) == "loop"  # unequal lengths on CPU
     assert LSTMEncoder(3, 4, cell="gru")._resolve_impl(x, lengths) == "fused"
+    step = torch.randn(1, 1, 3)  # one step of one sequence: oneDNN's per-call setup dominates
+    assert LSTMEncoder(3, 4)._resolve_impl(step, None) == "loop"
+    assert LSTMEncoder(3, 4, cell="gru")._resolve_impl(step, None) == "fused"
+    assert LSTMEncoder(3, 4)._resolve_impl(torch.randn(2, 1, 3), None) == "fused"
+
+
+def test_a_generation_step_equals_the_fused_kernel():
+    torch.manual_seed(3)
+    auto, fused = LSTMEncoder(3, 5, 2), LSTMEncoder(3, 5, 2, impl="fused")
+    fused.load_state_dict(auto.state_dict())
+    x = torch.randn(1, 6, 3, dtype=torch.float64)
+    auto, fused = auto.double(), fused.double()
+    out_a, state_a = auto(x[:, :1])
+    out_f, state_f = fused(x[:, :1])
+    for t in range(1, 6):  # step by step, carrying the state, as LanguageModelNet.step does
+        out_a, state_a = auto(x[:, t : t + 1], state=state_a)
+        out_f, state_f = fused(x[:, t : t + 1], state=state_f)
+    torch.testing.assert_close(out_a, out_f, rtol=0, atol=1e-12)
+    torch.testing.assert_close(state_a, state_f, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -2,6 +2,7 @@
 
     python -m benchmarks.compare [--device cuda] [--quick] [--out DIR] [--sections a,b,...]
     python -m benchmarks.compare --render RESULTS.json [--out DIR]
+    python -m benchmarks.compare --update RESULTS.json --sections a,b,... [--out DIR]
 
 Sections: params (parameters per layer, equal-parameter widths), cost (training time and peak
 memory against the sequence length), long_range (accuracy against the distance of a
@@ -12,7 +13,9 @@ seed's table with each claim marked, and advice derived from the numbers.
 Writes ``COMPARE.md``, ``compare.json`` (the measurements; ``--render`` re-renders them) and
 ``compare_*.png`` into ``--out`` (default ``benchmarks/``). ``--quick`` (tiny sizes, minutes on
 2 cores, the embedded corpora in place of the real data) writes ``COMPARE_quick.md`` etc. into
-``outputs/compare_quick/`` by default, never over the full report. Training runs of the quality
+``outputs/compare_quick/`` by default, never over the full report. ``--update`` reruns the
+named sections into saved measurements (after a fix that concerns only them) and re-renders;
+the report's header lists each update with its command, date and load. Training runs of the quality
 section go to ``--runs-dir`` (default ``outputs/compare/runs``).
 """
 
@@ -175,6 +178,18 @@ def write(results: dict[str, Any], out: Path, quick: bool) -> Path:
     return report
 
 
+def updated(saved: dict[str, Any], new: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``saved`` with the sections ``names`` (and their times) taken from ``new``, and the
+    update recorded in ``meta["updates"]`` for the report's header."""
+    meta = dict(saved["meta"])
+    update = {key: new["meta"][key] for key in ("command", "date", "load", "torch", "threads")}
+    meta["updates"] = [*meta.get("updates", []), {**update, "sections": names}]
+    sections = {**saved["sections"], **{name: new["sections"][name] for name in names}}
+    times = {**saved["times"], **{name: new["times"][name] for name in names}}
+    times.pop("total", None)  # the sum of times from different runs is no run's total
+    return {"meta": meta, "sections": sections, "times": times}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -191,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
                         "lr_distances=10,20,50 (repeatable)")
     parser.add_argument("--render", default=None, metavar="RESULTS.json",
                         help="re-render a report from saved measurements; runs nothing")
+    parser.add_argument("--update", default=None, metavar="RESULTS.json",
+                        help="rerun --sections into these saved measurements and re-render")
     args = parser.parse_args(argv)
+    if args.render and args.update:
+        parser.error("--render and --update exclude each other")
     if args.render:
         results = json.loads(Path(args.render).read_text())
         quick = results["meta"]["quick"]
@@ -209,7 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    out = Path(args.out or ("outputs/compare_quick" if args.quick else "benchmarks"))
+    saved = None
+    if args.update:
+        saved = json.loads(Path(args.update).read_text())
+        if saved["meta"]["quick"] != args.quick:
+            parser.error(f"--update {args.update}: its measurements have quick="
+                         f"{saved['meta']['quick']}, this run quick={args.quick}")
+        if set(names) == set(SECTIONS):
+            parser.error("--update needs --sections: the sections to rerun")
+    out = Path(args.out or (Path(args.update).parent if args.update else
+                            "outputs/compare_quick" if args.quick else "benchmarks"))
     meta = machine(device, args.quick, argv, settings)
     print(f"{meta['command']}\n{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, "
           f"{meta['threads']} threads, device {meta['device_label']}", flush=True)
@@ -218,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     sections, times = run_sections(names, settings, args, device, meta, partial)
     times["total"] = time.perf_counter() - start
     results = {"meta": meta, "sections": sections, "times": times}
+    if saved is not None:
+        results = updated(saved, results, names)
     report = write(results, out, args.quick)
     partial.unlink(missing_ok=True)
     print(f"total {times['total']:.0f} s; wrote {report}")

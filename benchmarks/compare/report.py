@@ -288,7 +288,14 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
              f"{meta['torch']}, {meta['threads']} threads (OMP_NUM_THREADS="
              f"{meta['omp_num_threads']}); load average at the start {meta['load']}.  ",
              "Section times: " + ", ".join(f"{k} {v:,.0f} s" for k, v in
-                                           results["times"].items()) + ".", ""]
+                                           results["times"].items()) + "."]
+    for update in meta.get("updates", []):
+        lines[-1] += "  "
+        lines.append(f"Updated {update['date']}: section(s) {', '.join(update['sections'])} "
+                     f"rerun by `{update['command']}` (torch {update['torch']}, "
+                     f"{update['threads']} threads, load average at the start "
+                     f"{update['load']}); the rest is from the run above.")
+    lines.append("")
 
     def section(number: int, name: str, key: str, body: Any, intro: str = "") -> None:
         lines.extend([f"## {number}. {name}", ""])

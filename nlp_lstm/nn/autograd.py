@@ -44,7 +44,9 @@ class _LSTMSequence(torch.autograd.Function):
         hs = gates_x.new_empty(N, H)
         cs = gates_x.new_empty(N, H)
         tanh_c = gates_x.new_empty(batch_sizes[0], H)  # reused by every step
-        w_t = w_hh.t().contiguous()  # (H, 4H); a plain row-major operand is ~7% faster per step
+        # (H, 4H). A row-major copy pays for itself only over many steps; for a decoding step
+        # (T = 1) copying the weights cost 8x the step (benchmarks/compare generation).
+        w_t = w_hh.t().contiguous() if len(batch_sizes) >= 64 else w_hh.t()
         h, c = h0, c0
         for gx, a, h_t, c_t in zip(gates_x.split(batch_sizes), acts.split(batch_sizes),
                                    hs.split(batch_sizes), cs.split(batch_sizes), strict=True):

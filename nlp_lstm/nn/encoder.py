@@ -246,6 +246,11 @@ class LSTMEncoder(nn.Module):
             return self.impl
         if self.layer_norm or (self.weight_drop > 0 and self.training):
             return "loop"
+        if (self.cell == "lstm" and x is not None and x.device.type == "cpu"
+                and x.size(0) * x.size(1) == 1 and not self._autocast_fallback(x)):
+            # One step of one sequence (generating): oneDNN lays the weights out afresh on every
+            # call, 2-6x the cost of our step at H = 256-512 (benchmarks/compare, section 5).
+            return "loop"
         if self.cell == "lstm" and lengths is not None and x is not None and x.device.type == "cpu":
             # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
             # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
