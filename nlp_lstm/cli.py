@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -45,6 +45,21 @@ def bad_input_exits() -> Iterator[None]:
         if debug():
             raise
         fail(str(e), code=1)
+
+
+def check_encoder_choice(choices: Mapping[str, str | None]) -> None:
+    """``encoder=gru|transformer`` only through ``conf/model_encoder/<model>_<encoder>.yaml``.
+    That default is optional (models without an encoder, or with LSTM settings of their own,
+    have none), so without this check a missing file would silently leave the LSTM in place."""
+    model, encoder = choices.get("model"), choices.get("encoder")
+    if encoder in (None, "lstm") or model is None:
+        return
+    if not (CONFIG_DIR / "model_encoder" / f"{model}_{encoder}.yaml").is_file():
+        fits = sorted(f.stem.removeprefix(f"{model}_")
+                      for f in (CONFIG_DIR / "model_encoder").glob(f"{model}_*.yaml"))
+        raise ValueError(f"encoder={encoder} does not fit model={model}: there is no "
+                         f"conf/model_encoder/{model}_{encoder}.yaml; this model takes encoder="
+                         f"{' | '.join(['lstm', *[f for f in fits if f != 'lstm']])}")
 
 
 def compose_config(

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
+from nlp_lstm.cli import check_encoder_choice
 from nlp_lstm.precision import check_precision
 from nlp_lstm.report import print_metrics
 from nlp_lstm.tasks import Task, get_task
@@ -26,6 +28,8 @@ def train(cfg: DictConfig) -> float | None:
     ``metrics.json`` under ``cfg.paths.output_dir``; returns the monitored validation metric
     (for sweeps), or None when no validation ran."""
     check_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    if HydraConfig.initialized():  # a command-line run: its choices are known
+        check_encoder_choice(HydraConfig.get().runtime.choices)
     out = Path(cfg.paths.output_dir)
     if rank_zero_only.rank == 0:  # under DDP every rank runs this function; one writes files
         out.mkdir(parents=True, exist_ok=True)

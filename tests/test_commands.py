@@ -181,3 +181,34 @@ def test_resuming_from_an_old_format_checkpoint_exits_2(checkpoint, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "error: the checkpoint is in checkpoint format 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("model", "encoder", "fits"), [
+    ("sentiment_bilstm", "transformer", True), ("sentiment_bilstm", "gru", True),
+    ("lstm_lm", "transformer", True), ("sentiment_student", "gru", True),
+    ("sentiment_student", "lstm", True), ("sentiment_bow", "lstm", True),
+    ("sentiment_student", "transformer", False), ("sentiment_bow", "gru", False),
+])
+def test_an_encoder_choice_without_settings_for_the_model_is_refused(model, encoder, fits):
+    """model_encoder is an optional default: without the check a missing file would leave the
+    LSTM in place under encoder=transformer, silently."""
+    from nlp_lstm.cli import check_encoder_choice
+
+    choices = {"model": model, "encoder": encoder}
+    if fits:
+        check_encoder_choice(choices)
+    else:
+        with pytest.raises(ValueError, match=f"encoder={encoder} does not fit model={model}"):
+            check_encoder_choice(choices)
+
+
+def test_train_with_an_encoder_the_model_lacks_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "train.py", "model=sentiment_student", "encoder=transformer",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NLP_LSTM_DEBUG": ""},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "takes encoder=lstm | gru" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "config.yaml").exists()  # refused before anything is written
