@@ -29,8 +29,10 @@ class Packing:
         B, T = batch, steps
         self.batch, self.steps = B, T
         self.full = lengths is None  # every sequence runs T steps: views instead of index ops
-        if lengths is None:
-            lengths = torch.full((B,), T, dtype=torch.int64, device=device)
+        if lengths is None:  # no index maps: pack, unpack, reverse and last are views
+            self.batch_sizes = [B] * T
+            self.sorted_indices = torch.arange(B, device=device)  # (B,) already in order
+            return
         sorted_lengths, self.sorted_indices = torch.sort(lengths, descending=True, stable=True)
         rank = torch.empty_like(self.sorted_indices)  # (B,) position of each sequence when sorted
         rank[self.sorted_indices] = torch.arange(B, device=device)
