@@ -80,6 +80,13 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return x.gather(1, index.unsqueeze(2).expand_as(x))  # (B, T, F)
 
 
+def check_max_timescale(max_timescale: object) -> None:
+    """``init="chrono"`` draws tau from U(1, max_timescale - 1): an integer >= 3 is needed."""
+    if not isinstance(max_timescale, int) or max_timescale < 3:
+        raise ValueError("init='chrono' needs max_timescale, an integer >= 3 (the longest "
+                         f"dependency in steps), got {max_timescale!r}")
+
+
 def init_recurrent_weights(
     w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor, *,
     cell: str = "lstm", init: str = "xavier", max_timescale: int | None = None,
@@ -106,9 +113,7 @@ def init_recurrent_weights(
         b_ih.zero_()
         b_hh.zero_()
         if init == "chrono":
-            if not isinstance(max_timescale, int) or max_timescale < 3:
-                raise ValueError("init='chrono' needs max_timescale, an integer >= 3 (the "
-                                 f"longest dependency in steps), got {max_timescale!r}")
+            check_max_timescale(max_timescale)
             log_tau = torch.empty(H).uniform_(1.0, max_timescale - 1.0).log_()  # (H,)
             b_ih[H : 2 * H] = log_tau  # LSTM gates i, f, g, o; GRU gates r, z, n
             if cell == "lstm":
@@ -177,9 +182,8 @@ class LSTMEncoder(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if init not in ENCODER_INITS:
             raise ValueError(f"init must be one of {ENCODER_INITS}, got {init!r}")
-        if init == "chrono" and (not isinstance(max_timescale, int) or max_timescale < 3):
-            raise ValueError("init='chrono' needs max_timescale, an integer >= 3 (the longest "
-                             f"dependency in steps), got {max_timescale!r}")
+        if init == "chrono":
+            check_max_timescale(max_timescale)
         if init != "chrono" and max_timescale is not None:
             raise ValueError(f"max_timescale={max_timescale!r} is for init='chrono' only, got "
                              f"init={init!r}")
@@ -247,14 +251,12 @@ class LSTMEncoder(nn.Module):
         if self.layer_norm or (self.weight_drop > 0 and self.training):
             return "loop"
         if (self.cell == "lstm" and x is not None and x.device.type == "cpu"
-                and x.size(0) * x.size(1) == 1 and not self._autocast_fallback(x)):
-            # One step of one sequence (generating): oneDNN lays the weights out afresh on every
-            # call, 2-6x the cost of our step at H = 256-512 (benchmarks/compare, section 5).
-            return "loop"
-        if self.cell == "lstm" and lengths is not None and x is not None and x.device.type == "cpu":
+                and (lengths is not None or x.size(0) * x.size(1) == 1)):
             # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
             # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
-            # in time and memory (benchmarks/RESULTS.md). Not under autocast on a CPU without
+            # in time and memory (benchmarks/RESULTS.md). One step of one sequence (generating):
+            # oneDNN lays the weights out afresh on every call, 2-6x the cost of our step at
+            # H = 256-512 (benchmarks/compare, section 5). Not under autocast on a CPU without
             # the low-precision LSTM: it lacks fast low-precision matmuls too, and the loop in
             # bfloat16 took 20x the time of the padded kernel in float32 (benchmarks/autocast.py).
             return "fused" if self._autocast_fallback(x) else "loop"
