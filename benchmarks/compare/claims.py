@@ -106,21 +106,24 @@ def long_distances(long_range: dict[str, Any]) -> list[int]:
     return sorted({r["distance"] for r in long_range["rows"]})[-2:]
 
 
+def run_init(row: dict[str, Any]) -> str:
+    """The init of a long-range run: "default" or "chrono" (rows saved before there was a
+    choice have no ``init`` and ran the default)."""
+    return row.get("init", "default")
+
+
 def long_range_accuracy(long_range: dict[str, Any], init: str | None = None
                         ) -> dict[str, float]:
     """Mean accuracy of each kind over ``long_distances``: with ``init`` ("default" or
     "chrono"), of that init's runs (kinds without such runs left out); without, of each kind's
     best init, so that a kind is judged at its best known recipe."""
     keep = set(long_distances(long_range))
-    means: dict[str, dict[str, float]] = {}
-    for kind in NAMES:
-        for i in sorted({r.get("init", "default") for r in long_range["rows"]
-                         if r["kind"] == kind}):
-            if init is not None and i != init:
-                continue
-            means.setdefault(kind, {})[i] = statistics.fmean(
-                r["accuracy"] for r in long_range["rows"] if r["kind"] == kind
-                and r.get("init", "default") == i and r["distance"] in keep)
+    runs: dict[str, dict[str, list[float]]] = {}  # kind -> init -> accuracies at ``keep``
+    for r in long_range["rows"]:
+        if r["distance"] in keep and init in (None, run_init(r)):
+            runs.setdefault(r["kind"], {}).setdefault(run_init(r), []).append(r["accuracy"])
+    means = {kind: {i: statistics.fmean(a) for i, a in by_init.items()}
+             for kind, by_init in runs.items()}
     return {kind: max(m.values()) for kind, m in means.items()}
 
 

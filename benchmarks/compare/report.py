@@ -17,6 +17,7 @@ from benchmarks.compare.claims import (
     all_claims,
     long_distances,
     long_range_accuracy,
+    run_init,
 )
 from benchmarks.compare.long_range import PREFIX
 
@@ -101,7 +102,7 @@ def _cost_md(c: dict[str, Any]) -> list[str]:
 
 def _lr_runs(lr: dict[str, Any]) -> list[tuple[str, str]]:
     """(kind, init) of the runs, in table order: the three at their default init, then chrono."""
-    present = {(r["kind"], r.get("init", "default")) for r in lr["rows"]}
+    present = {(r["kind"], run_init(r)) for r in lr["rows"]}
     return [(k, i) for i in ("default", "chrono") for k in NAMES if (k, i) in present]
 
 
@@ -125,7 +126,7 @@ def _long_range_md(lr: dict[str, Any]) -> list[str]:
              "|---:|---:|" + "---:|" * len(runs) + "---|"]
     by_d: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
     for r in lr["rows"]:
-        by_d.setdefault(r["distance"], {})[(r["kind"], r.get("init", "default"))] = r
+        by_d.setdefault(r["distance"], {})[(r["kind"], run_init(r))] = r
     for d, rows in sorted(by_d.items()):
         acc = " | ".join(f"{rows[r]['accuracy']:.3f}" if r in rows else "-" for r in runs)
         secs = " / ".join(f"{rows[r]['seconds']:,.0f}" if r in rows else "-" for r in runs)
@@ -230,7 +231,7 @@ def advice(sections: dict[str, Any], device: str) -> tuple[list[str], list[str]]
         learnt = {}
         for k, i in _lr_runs(lr):
             good = [r["distance"] for r in lr["rows"] if r["kind"] == k
-                    and r.get("init", "default") == i and r["accuracy"] >= MASTERY]
+                    and run_init(r) == i and r["accuracy"] >= MASTERY]
             learnt[_run_name(k, i)] = f"d = {max(good):,}" if good else "none"
         out.append(f"The longest distance learnt to {MASTERY:.0%} accuracy in {lr['steps']:,} "
                    f"steps: {', '.join(f'{n} {v}' for n, v in learnt.items())} (of d = "
@@ -404,7 +405,7 @@ def plot(results: dict[str, Any], out_dir: Path, suffix: str) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(6, 4))
         for k, i in _lr_runs(lr):
             rows = sorted((r for r in lr["rows"] if r["kind"] == k
-                           and r.get("init", "default") == i), key=lambda r: r["distance"])
+                           and run_init(r) == i), key=lambda r: r["distance"])
             style = styles[k] if i == "default" else styles[k][0] + ":"
             ax.plot([r["distance"] for r in rows], [r["accuracy"] for r in rows], style,
                     label=_run_name(k, i), alpha=1.0 if i == "default" else 0.7)
