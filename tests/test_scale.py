@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from nlp_lstm.callbacks import DivergenceError
 from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import CONFIG_DIR
+from nlp_lstm.sentiment.distill import needs_teacher
 from nlp_lstm.train import train
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -169,7 +170,7 @@ def test_every_experiment_runs_with_debug_fdr(name, tmp_path):
     if "teacher_ckpt" in cfg.model and (
         OmegaConf.is_missing(cfg.model, "teacher_ckpt")
         or (cfg.model.teacher_ckpt is None  # fine where the teacher is never read
-            and (cfg.model.alpha < 1 or cfg.model.init_embedding == "teacher"))):
+            and needs_teacher(cfg.model.alpha, cfg.model.init_embedding))):
         missing.append("model.teacher_ckpt")
     if missing:
         pytest.skip(f"needs the user's {missing}")

@@ -250,6 +250,11 @@ def compute_logits(model: TextClassifier, sequences: Sequence[Sequence[int]],
     return logits
 
 
+def needs_teacher(alpha: float, init_embedding: str) -> bool:
+    """Whether a student reads its teacher: for soft targets (alpha < 1) or its embedding."""
+    return alpha < 1 or init_embedding == "teacher"
+
+
 def teacher_logits(teacher: TextClassifier, teacher_ckpt: Path,
                    sequences: Sequence[Sequence[int]], cache_dir: Path | None) -> torch.Tensor:
     """The teacher's logits (N, C) on ``sequences``, from the cache under
@@ -331,7 +336,7 @@ class DistilledClassifier(SentimentClassifier):
         if init_embedding not in EMBEDDING_INITS:
             raise ValueError(f"model.init_embedding must be one of {EMBEDDING_INITS}, got "
                              f"{init_embedding!r}")
-        if teacher_ckpt is None and (alpha < 1 or init_embedding == "teacher"):
+        if teacher_ckpt is None and needs_teacher(alpha, init_embedding):
             raise ValueError(f"model.teacher_ckpt is needed with model.alpha={alpha} and "
                              f"model.init_embedding={init_embedding}; only alpha=1 with a random "
                              f"embedding trains without a teacher")
@@ -346,7 +351,7 @@ class DistilledClassifier(SentimentClassifier):
 
     @property
     def uses_teacher(self) -> bool:
-        return self.alpha < 1 or self.init_embedding == "teacher"
+        return needs_teacher(self.alpha, self.init_embedding)
 
     def load_teacher(self) -> TextClassifier:
         """The teacher, checked against this student's tokenizer and labels."""
