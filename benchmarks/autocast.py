@@ -14,7 +14,7 @@ encoder without autocast in the same run. Candidates under ``torch.autocast("cpu
 
 With ONEDNN_MAX_CPU_ISA=AVX2, oneDNN refuses the bfloat16 LSTM as on an AVX2-only CPU, and runs
 bfloat16 matmuls on reference kernels; a real AVX2-only CPU runs them on PyTorch's own bfloat16
-gemm, as slow for our loop in an ad-hoc check (benchmarks/RESULTS.md).
+gemm, as slow for our loop in an ad-hoc check (benchmarks/results/RESULTS.md).
 
 Legend: B batch, T time, E embedding (input) size, H hidden, L layers.
 """

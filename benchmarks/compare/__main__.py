@@ -11,8 +11,9 @@ dependency), quality (SST-2 and Tiny Shakespeare at equal wall time, through ``t
 seed's table with each claim marked, and advice derived from the numbers.
 
 Writes ``COMPARE.md``, ``compare.json`` (the measurements; ``--render`` re-renders them) and
-``compare_*.png`` into ``--out`` (default ``benchmarks/``). ``--quick`` (tiny sizes, minutes on
-2 cores, the embedded corpora in place of the real data) writes ``COMPARE_quick.md`` etc. into
+``compare_*.png`` into ``--out`` (default ``benchmarks/results/``; with ``--render`` or
+``--update``, the folder of the saved measurements). ``--quick`` (tiny sizes, minutes on 2 cores,
+the embedded corpora in place of the real data) writes ``COMPARE_quick.md`` etc. into
 ``outputs/compare_quick/`` by default, never over the full report. ``--update`` reruns the
 named sections into saved measurements (after a fix that concerns only them) and re-renders;
 the report's header lists each update with its command, date and load. Training runs of the quality
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the machinery")
     parser.add_argument("--out", default=None,
-                        help="default: benchmarks/ (outputs/compare_quick/ with --quick)")
+                        help="default: benchmarks/results/ (outputs/compare_quick/ with --quick)")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--runs-dir", default="outputs/compare/runs")
     parser.add_argument("--transformer-layers", type=int, default=2,
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         if set(names) == set(SECTIONS):
             parser.error("--update needs --sections: the sections to rerun")
     out = Path(args.out or (Path(args.update).parent if args.update else
-                            "outputs/compare_quick" if args.quick else "benchmarks"))
+                            "outputs/compare_quick" if args.quick else "benchmarks/results"))
     meta = machine(device, args.quick, argv, settings)
     print(f"{meta['command']}\n{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, "
           f"{meta['threads']} threads, device {meta['device_label']}", flush=True)
