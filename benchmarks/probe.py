@@ -8,7 +8,7 @@ mostly fixes).
 Each split's stories are read as one stream (B = 1), teacher-forced in one forward call; a
 prediction is the argmax. The "all" column is the ``val/probe`` metric of training and eval,
 except that those read B parallel streams, whose starts cut some stories from their openings:
-there "all" comes out a little lower (0.841 against 0.860 for the window model of the README).
+there "all" comes out a little lower (0.841 against 0.860 for the window model, docs/generation.md).
 """
 
 from __future__ import annotations
