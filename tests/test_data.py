@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,12 +105,41 @@ def test_tokenizer_rejects_a_foreign_vocabulary():
 
 
 def test_pad_sequences_and_collate():
-    tokens, lengths = pad_sequences([[5, 6, 7], [8]], pad_id=0)
+    tokens, lengths = pad_sequences([[5, 6, 7], [8]], pad_value=0)
     assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1]
     assert tokens.dtype == lengths.dtype == torch.int64 and lengths.device.type == "cpu"
     batch = ClassificationCollate(0)([([4, 5], 1, 7), ([6], 0, 3)])
     assert batch["labels"].tolist() == [1, 0] and batch["lengths"].tolist() == [2, 1]
     assert batch["index"].tolist() == [7, 3]
+
+
+def test_pad_sequences_pads_feature_vectors_of_any_dtype():
+    a = np.arange(6, dtype=np.float64).reshape(3, 2)  # (T=3, F=2)
+    b = torch.tensor([[9.5, -1.0]])  # (T=1, F=2)
+    padded, lengths = pad_sequences([a, b, [[7, 8], [7, 8]]], pad_value=-2.0, dtype=torch.float32)
+    assert padded.shape == (3, 3, 2) and padded.dtype == torch.float32
+    assert lengths.tolist() == [3, 1, 2] and lengths.dtype == torch.int64
+    assert padded[0].tolist() == a.tolist()
+    assert padded[1].tolist() == [[9.5, -1.0], [-2.0, -2.0], [-2.0, -2.0]]
+    assert padded[2, 2].tolist() == [-2.0, -2.0]
+    # more feature axes, and positional arguments as the text tasks call it
+    cubes, _ = pad_sequences([torch.ones(2, 3, 4), torch.ones(1, 3, 4)], 0, torch.float64)
+    assert cubes.shape == (2, 2, 3, 4) and cubes.dtype == torch.float64
+    ids, _ = pad_sequences([np.array([4, 5]), torch.tensor([6])], 1)
+    assert ids.tolist() == [[4, 5], [6, 1]] and ids.dtype == torch.int64
+
+
+def test_pad_sequences_rejects_what_it_cannot_pad():
+    with pytest.raises(ValueError, match="empty batch"):
+        pad_sequences([])
+    with pytest.raises(ValueError, match="at least one step"):
+        pad_sequences([[1, 2], []])
+    with pytest.raises(ValueError, match="at least one step"):
+        pad_sequences([np.zeros((0, 3))], dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"sequence 1 has steps of shape \(3,\)"):
+        pad_sequences([np.zeros((2, 2)), np.zeros((2, 3))], dtype=torch.float32)
+    with pytest.raises(ValueError, match="scalar"):
+        pad_sequences([torch.tensor(3)])
 
 
 def test_length_guard_truncates_and_counts():
