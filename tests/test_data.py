@@ -1,16 +1,25 @@
-"""Corpus, tokenizer, batching and the sentiment data module."""
+"""Corpus, tokenizer, batching, fitted state, the generic data module base and the sentiment
+data module."""
 
 from __future__ import annotations
 
 import collections
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from nlp_lstm.data import Tokenizer, TokenizerTrainer
+from nlp_lstm.data import DataModule, Tokenizer, TokenizerTrainer
+from nlp_lstm.data.base import ToFit
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import SPECIALS
+from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
 from nlp_lstm.sentiment import SentimentDataModule, SyntheticSentiment
 from nlp_lstm.sentiment.corpus import NEGATIVE, POSITIVE, generate_sentiment
 from nlp_lstm.sentiment.data import ClassificationCollate
@@ -197,3 +206,149 @@ def test_tokenizer_trainer_rejects_bad_specs():
     with pytest.raises(ValueError, match="bpe tokenizer needs a vocab_size"):
         TokenizerTrainer("bpe", vocab_size=None)
     assert TokenizerTrainer("word").fingerprint() != TokenizerTrainer("char").fingerprint()
+
+
+# ------------------------------------------------------------ fitted state
+def test_a_tokenizer_is_fitted_state(tmp_path: Path):
+    tok = Tokenizer.train_word_level(["the film was good"])
+    assert isinstance(tok, Fitted)
+    path = tmp_path / "deep" / "tok.json"
+    save_fitted(tok, path)
+    assert [p.name for p in path.parent.iterdir()] == ["tok.json"]  # no temporary file left
+    again = load_fitted(Tokenizer, path)
+    assert isinstance(again, Tokenizer) and again.to_json() == tok.to_json()
+
+
+def test_fitted_state_and_the_data_package_import_without_torch():
+    code = ("import sys\n"
+            "import nlp_lstm.fitted, nlp_lstm.data\n"
+            "assert 'torch' not in sys.modules, 'torch'\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+class Scaler:
+    """Per-feature mean and standard deviation: fitted state that is no tokenizer."""
+
+    def __init__(self, mean: list[float], std: list[float]) -> None:
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, rows: list[list[float]]) -> Scaler:
+        columns = list(zip(*rows, strict=True))
+        mean = [sum(c) / len(c) for c in columns]
+        std = [math.sqrt(sum((x - m) ** 2 for x in c) / len(c)) or 1.0
+               for c, m in zip(columns, mean, strict=True)]
+        return cls(mean, std)
+
+    def to_json(self) -> str:
+        return json.dumps({"mean": self.mean, "std": self.std})
+
+    @classmethod
+    def from_json(cls, text: str) -> Scaler:
+        return cls(**json.loads(text))
+
+
+class Waves:
+    """Windows of a two-feature sine wave: (T, F=2) float examples, no text."""
+
+    splits = ("train", "val")
+
+    def __init__(self, forbid_train: bool = False) -> None:
+        self.forbid_train = forbid_train
+
+    def prepare(self, root: Path) -> None:
+        pass
+
+    def fingerprint(self, root: Path) -> str:
+        return "waves-1"
+
+    def load(self, split: str, root: Path, on_error: str = "raise") -> tuple[list, int]:
+        assert not (self.forbid_train and split == "train"), "the scaler must come from the cache"
+        offset = 0 if split == "train" else 100
+        windows = [[[math.sin(0.3 * (offset + i + t)), 2.0 + math.cos(0.3 * (offset + i + t))]
+                    for t in range(4 + i % 3)] for i in range(12)]
+        return windows, 0
+
+
+class WaveData(DataModule):
+    task = "waves"
+
+    def __init__(self, source: Waves, trained_scaler: str | None = None, **kwargs: Any) -> None:
+        super().__init__(source, **kwargs)
+        self.scaler = Scaler.from_json(trained_scaler) if trained_scaler else None
+
+    def fitted_names(self) -> tuple[str, ...]:
+        return ("scaler",)
+
+    def fitted_to_build(self) -> dict[str, ToFit]:
+        if self.scaler is not None:
+            return {}
+        fit = lambda: Scaler.fit([step for w in self._examples("train") for step in w])  # noqa: E731
+        return {"scaler": ToFit(self.fitted_cache("scaler-v1", "x-"), fit, Scaler)}
+
+    def dataloader(self, split: str, *, shuffle: bool = False) -> Any:
+        if self.fitted_to_build():
+            self.setup()
+        windows = [[[(x - m) / s for x, m, s in zip(step, self.scaler.mean, self.scaler.std,
+                                                     strict=True)] for step in w]
+                   for w in self._examples(split)]
+
+        def collate(batch: list[list[list[float]]]) -> dict[str, torch.Tensor]:
+            series, lengths = pad_sequences(batch, dtype=torch.float32)  # (B, T, F), (B,)
+            return {"series": series, "lengths": lengths}
+
+        return self.loader(windows, collate,
+                           self.batch_sampler([len(w) for w in windows], shuffle=shuffle))
+
+    def statistics(self) -> dict[str, Any]:
+        splits = {s: {"examples": len(self._examples(s)),
+                      "time_steps": sum(map(len, self._examples(s)))} for s in self.splits}
+        return {"splits": splits, "padding_waste": 0.25}
+
+
+def test_data_module_fits_caches_and_exports_any_fitted_state(tmp_path: Path):
+    dm = WaveData(Waves(), cache_dir=str(tmp_path), batch_size=4, max_tokens=None)
+    assert list(dm.fitted_to_build()) == ["scaler"]
+    dm.prepare_data()  # rank 0: fits and caches
+    [cached] = (tmp_path / "fitted").iterdir()
+    assert cached.name == "WaveData-waves-1-x-scaler-v1.json"
+    dm.setup("fit")
+    assert dm.fitted_to_build() == {}
+    assert abs(sum(dm.scaler.mean) - 2.0) < 0.5
+
+    # every other rank loads the cache and never reads the training split
+    rank = WaveData(Waves(forbid_train=True), cache_dir=str(tmp_path), batch_size=4)
+    rank.setup("fit")
+    assert rank.fitted_state() == {"scaler": cached.read_text()} == dm.fitted_state()
+
+    # given state (from a checkpoint) needs no fitting, no cache, no training split
+    given = WaveData(Waves(forbid_train=True), trained_scaler=dm.fitted_state()["scaler"])
+    assert given.fitted_to_build() == {}
+    batch = next(iter(given.dataloader("val")))
+    assert batch["series"].dtype == torch.float32 and batch["series"].shape[2] == 2
+    assert given.evaluation_size(given.dataloader("val")) == ("examples", 12)
+
+
+def test_data_module_without_cache_fits_in_setup():
+    dm = WaveData(Waves(), batch_size=4)
+    assert dm.fitted_cache("scaler-v1") is None
+    dm.prepare_data()
+    assert dm.scaler is None  # nothing cached, nothing kept
+    assert json.loads(dm.fitted_state()["scaler"])["std"][0] > 0  # fitted on demand
+
+
+def test_base_data_module_carries_no_state():
+    dm = DataModule(Waves())
+    assert dm.fitted_names() == () and dm.fitted_to_build() == {} and dm.fitted_state() == {}
+
+
+def test_text_data_module_reports_its_tokenizer():
+    dm = SentimentDataModule(SyntheticSentiment(100, seed=0), batch_size=8)
+    assert dm.fitted_names() == ("tokenizer",) and list(dm.fitted_to_build()) == ["tokenizer"]
+    state = dm.fitted_state()
+    assert state == {"tokenizer": dm.tokenizer.to_json()} and dm.fitted_to_build() == {}
+    assert dm.evaluation_size(dm.dataloader("val")) == ("examples", 10)
+

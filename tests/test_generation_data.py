@@ -156,6 +156,15 @@ def test_stream_batches_are_contiguous_and_shifted():
     assert dm.statistics()["padding_waste"] == 0.0
 
 
+def test_evaluation_counts_stream_tokens_and_sentence_examples():
+    stream = _module(batch_size=4, seq_len=16)
+    loader = stream.val_dataloader()
+    predicted = sum(b["target"].numel() for b in loader)
+    assert stream.evaluation_size(loader) == ("tokens", predicted)
+    sentences = _module(mode="sentences", batch_size=4)
+    assert sentences.evaluation_size(sentences.val_dataloader()) == ("examples", 6)
+
+
 def test_stream_ranks_get_distinct_streams():
     rows = []
     for rank in range(2):

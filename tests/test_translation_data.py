@@ -248,6 +248,18 @@ def test_tokenizers_travel_as_json(files):
     assert joint.target_tokenizer is joint.tokenizer
 
 
+def test_fitted_state_is_what_the_model_takes(files):
+    """Named as the model's arguments: a joint model takes no target tokenizer."""
+    joint = TranslationDataModule(ParallelFiles(**files), WORD)
+    assert list(joint.fitted_to_build()) == ["tokenizer"]
+    assert joint.fitted_state() == {"tokenizer": joint.tokenizer.to_json()}
+    separate = TranslationDataModule(ParallelFiles(**files), WORD, target_tokenizer=WORD)
+    assert list(separate.fitted_to_build()) == ["tokenizer", "target_tokenizer"]
+    assert separate.fitted_state() == {"tokenizer": separate.tokenizer.to_json(),
+                                       "target_tokenizer": separate.target_tokenizer.to_json()}
+    assert separate.fitted_to_build() == {}
+
+
 # ----------------------------------------------------------------------------- sources
 def test_parallel_files_errors(tmp_path, files):
     src = _write(tmp_path / "bad.en", ["one", "", "three"])

@@ -1,5 +1,6 @@
-"""What every task's data shares: the data module base, tokenizers, batching, downloads, readers
-of generic formats and errors. Each task's own sources and data module live in its package
+"""What every task's data shares: the data module bases (``DataModule``, and
+``TextDataModule`` with a tokenizer), tokenizers, batching, downloads, readers of generic
+formats and errors. Each task's own sources and data module live in its package
 (``nlp_lstm.<task>.data``).
 
 The names below load on first use, so that the torch-free modules of this package (the
@@ -13,15 +14,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nlp_lstm.data.base import Source, TextDataModule
+    from nlp_lstm.data.base import DataModule, Source, TextDataModule
     from nlp_lstm.data.errors import DataError
     from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
 
-_HOMES = {"DataError": "nlp_lstm.data.errors", "Source": "nlp_lstm.data.base",
-          "TextDataModule": "nlp_lstm.data.base", "Tokenizer": "nlp_lstm.data.tokenizer",
-          "TokenizerTrainer": "nlp_lstm.data.tokenizer"}
+_HOMES = {"DataError": "nlp_lstm.data.errors", "DataModule": "nlp_lstm.data.base",
+          "Source": "nlp_lstm.data.base", "TextDataModule": "nlp_lstm.data.base",
+          "Tokenizer": "nlp_lstm.data.tokenizer", "TokenizerTrainer": "nlp_lstm.data.tokenizer"}
 
-__all__ = ["DataError", "Source", "TextDataModule", "Tokenizer", "TokenizerTrainer"]
+__all__ = ["DataError", "DataModule", "Source", "TextDataModule", "Tokenizer",
+           "TokenizerTrainer"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,14 @@
-"""What every task's LightningDataModule shares: the data root, sources, the tokenizer's life
-cycle, bucketed batches, DataLoaders and corpus statistics.
+"""What every task's LightningDataModule shares: the data root, sources, the life cycle of
+fitted state (``nlp_lstm.fitted``), bucketed batches, DataLoaders and corpus statistics; and,
+for text, the tokenizer's part of it.
 
-Life cycle, as Lightning runs it under DDP:
-- ``prepare_data`` (once per node, rank 0): download what is missing, train the tokenizer on the
-  training split and cache it as JSON under ``cache_dir``.
-- ``setup`` (every rank): load that tokenizer (or train the identical one: training is
+``DataModule`` assumes nothing of the examples: token ids, feature vectors, anything a source
+loads. ``TextDataModule`` adds a tokenizer learnt from the training split.
+
+Life cycle of fitted state (a tokenizer, a per-feature scaler), as Lightning runs it under DDP:
+- ``prepare_data`` (once per node, rank 0): download what is missing, fit each missing state
+  on the training split and cache it as JSON under ``cache_dir``.
+- ``setup`` (every rank): load those caches (or fit the identical states: fitting is
   deterministic), then encode the splits on demand.
 """
 
@@ -14,7 +18,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -24,6 +28,7 @@ from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.sampler import BucketBatchSampler, check_batch_limits
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
+from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
 
 ON_ERROR = ("raise", "skip")
 
@@ -64,15 +69,31 @@ class Source(Protocol):
         """The examples of a split and how many malformed ones were skipped."""
 
 
-class TextDataModule(pl.LightningDataModule):
-    """Base of the task data modules.
+class ToFit(NamedTuple):
+    """A fitted state still to build (see ``DataModule.fitted_to_build``).
+
+    Attributes:
+        cache: the JSON file it is cached in (see ``DataModule.fitted_cache``); None: no cache.
+        fit: fits it on the training split, deterministically.
+        kind: its class, whose ``from_json`` reads the cache.
+    """
+
+    cache: Path | None
+    fit: Callable[[], Fitted]
+    kind: type[Fitted]
+
+
+class DataModule(pl.LightningDataModule):
+    """Base of the task data modules; assumes nothing of the examples (no vocabulary).
+
+    A subclass serves batches (``dataloader``), reports ``statistics`` and, when its models
+    carry fitted state, names it (``fitted_names``) and says how to fit what is missing
+    (``fitted_to_build``): the base caches, loads and exports it.
 
     Args:
         source: a ``Source``.
-        tokenizer: how to train the tokenizer (a ``TokenizerTrainer``).
         root: the data root; None: ``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``.
-        cache_dir: where trained tokenizers are cached; None: no cache.
-        trained_tokenizer: a tokenizer as JSON (from a checkpoint) to use instead of training.
+        cache_dir: where fitted state is cached; None: no cache.
         batch_size: the most examples in a batch (None: only ``max_tokens`` limits it).
         max_tokens: the most padded positions (examples x longest) in a batch.
         max_length: longer inputs are truncated, and counted.
@@ -86,10 +107,8 @@ class TextDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: Source,
-        tokenizer: TokenizerTrainer | None = None,
         root: str | None = None,
         cache_dir: str | None = None,
-        trained_tokenizer: str | None = None,
         batch_size: int | None = 64,
         max_tokens: int | None = None,
         max_length: int = 256,
@@ -105,10 +124,8 @@ class TextDataModule(pl.LightningDataModule):
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.source = source
-        self.tokenizer_trainer = tokenizer or TokenizerTrainer()
         self.root = Path(root).expanduser() if root else default_data_root()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.tokenizer = Tokenizer.from_json(trained_tokenizer) if trained_tokenizer else None
         self.batch_size, self.max_tokens, self.max_length = batch_size, max_tokens, max_length
         self.on_error = on_error
         self.num_workers = num_workers
@@ -127,38 +144,44 @@ class TextDataModule(pl.LightningDataModule):
     def splits(self) -> tuple[str, ...]:
         return tuple(self.source.splits)
 
-    # ----------------------------------------------------------- tokenizer
-    def tokenizer_texts(self) -> Iterable[str]:
-        """The texts the tokenizer learns from: the training split only."""
-        raise NotImplementedError
+    # -------------------------------------------------------- fitted state
+    def fitted_names(self) -> tuple[str, ...]:
+        """The attributes holding the fitted state a model of this data carries, named as the
+        model's constructor arguments (e.g. ``("tokenizer",)``); none by default."""
+        return ()
 
-    def _tokenizer_cache(self, trainer: TokenizerTrainer, tag: str = "") -> Path | None:
-        """Where a tokenizer trained by ``trainer`` on this source is cached (None: no cache);
-        ``tag`` tells apart tokenizers of one source (e.g. the two sides of a translation)."""
+    def fitted_to_build(self) -> dict[str, ToFit]:
+        """The fitted states neither given nor built yet: attribute name -> ``ToFit``. Empty
+        once ``setup`` has run."""
+        return {}
+
+    def fitted_cache(self, fingerprint: str, tag: str = "", folder: str = "fitted") -> Path | None:
+        """Where a state fitted on this source is cached (None: no cache): a file named after
+        this class, the source's fingerprint, ``tag`` (which tells apart states of one kind,
+        e.g. the two sides of a translation) and the fitter's own ``fingerprint`` (its
+        recipe), under ``cache_dir/folder``."""
         if self.cache_dir is None:
             return None
-        key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-{tag}" \
-              f"{trainer.fingerprint()}"
-        return self.cache_dir / "tokenizers" / f"{key}.json"
-
-    def tokenizers_to_build(self) -> dict[str, tuple[Path | None, Callable[[], Tokenizer]]]:
-        """The tokenizers neither given nor built yet: attribute name -> (cache file, how to
-        train it). Tasks with more than one tokenizer extend this."""
-        if self.tokenizer is not None:
-            return {}
-        return {"tokenizer": (self._tokenizer_cache(self.tokenizer_trainer),
-                              lambda: self.tokenizer_trainer.train(self.tokenizer_texts()))}
+        key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-{tag}{fingerprint}"
+        return self.cache_dir / folder / f"{key}.json"
 
     def prepare_data(self) -> None:
         self.source.prepare(self.root)
-        for cache, train in self.tokenizers_to_build().values():
+        for cache, fit, _ in self.fitted_to_build().values():
             if cache is not None and not cache.exists():
-                train().save(cache)
+                save_fitted(fit(), cache)
 
     def setup(self, stage: str | None = None) -> None:
-        for name, (cache, train) in self.tokenizers_to_build().items():
+        for name, (cache, fit, kind) in self.fitted_to_build().items():
             cached = cache is not None and cache.exists()
-            setattr(self, name, Tokenizer.load(cache) if cached else train())
+            setattr(self, name, load_fitted(kind, cache) if cached else fit())
+
+    def fitted_state(self) -> dict[str, str]:
+        """What travels with a model: attribute name -> the fitted object's JSON, for each of
+        ``fitted_names`` (fitted first when missing)."""
+        if self.fitted_to_build():
+            self.setup()
+        return {name: getattr(self, name).to_json() for name in self.fitted_names()}
 
     def _examples(self, split: str) -> list[Any]:
         """The raw examples of a split, read once; malformed lines skipped are counted in
@@ -198,7 +221,7 @@ class TextDataModule(pl.LightningDataModule):
                                   shuffle=shuffle, seed=self.seed, num_replicas=replicas,
                                   rank=rank, even_shards=shuffle)
 
-    def loader(self, data: Any, collate_fn: Callable[[Any], dict[str, torch.Tensor]],
+    def loader(self, data: Any, collate_fn: Callable[[Any], dict[str, Any]],
                batch_sampler: Sampler[list[int]] | None = None) -> DataLoader:
         """A DataLoader over ``data`` with this module's workers and seeded generator. Without a
         ``batch_sampler``, ``data`` yields whole batches (no automatic batching).
@@ -216,8 +239,68 @@ class TextDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def evaluation_size(self, loader: DataLoader) -> tuple[str, int]:
+        """What an evaluation over ``loader`` (one of ``dataloader``'s) counts, as (unit, count):
+        by default its examples."""
+        return "examples", len(loader.dataset)
+
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:
-        """Sizes of every split, the vocabulary size, and the padding waste of one epoch of
-        training batches as the sampler makes them (padded positions / real tokens)."""
+        """``splits``: per split, ``examples`` and the task's own sizes (``skipped`` where
+        lines were); ``padding_waste``: padded positions / real ones over one epoch of training
+        batches as the sampler makes them; and what the data has besides (``vocab_size``)."""
         raise NotImplementedError
+
+
+class TextDataModule(DataModule):
+    """Base of the text task data modules: a ``DataModule`` whose fitted state is a tokenizer
+    learnt from the training split (``tokenizer_texts``), or given as JSON.
+
+    Args:
+        source: a ``Source``.
+        tokenizer: how to train the tokenizer (a ``TokenizerTrainer``).
+        root: the data root; None: ``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``.
+        cache_dir: where trained tokenizers are cached (under ``tokenizers/``); None: no cache.
+        trained_tokenizer: a tokenizer as JSON (from a checkpoint) to use instead of training.
+        Others: those of ``DataModule``.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        tokenizer: TokenizerTrainer | None = None,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        trained_tokenizer: str | None = None,
+        batch_size: int | None = 64,
+        max_tokens: int | None = None,
+        max_length: int = 256,
+        on_error: str = "raise",
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(source, root=root, cache_dir=cache_dir, batch_size=batch_size,
+                         max_tokens=max_tokens, max_length=max_length, on_error=on_error,
+                         num_workers=num_workers, seed=seed)
+        self.tokenizer_trainer = tokenizer or TokenizerTrainer()
+        self.tokenizer = Tokenizer.from_json(trained_tokenizer) if trained_tokenizer else None
+
+    def tokenizer_texts(self) -> Iterable[str]:
+        """The texts the tokenizer learns from: the training split only."""
+        raise NotImplementedError
+
+    def tokenizer_to_fit(self, trainer: TokenizerTrainer, texts: Callable[[], Iterable[str]],
+                         tag: str = "") -> ToFit:
+        """A tokenizer that ``trainer`` learns from ``texts()``, cached under
+        ``cache_dir/tokenizers``; ``tag`` tells apart tokenizers of one source."""
+        return ToFit(self.fitted_cache(trainer.fingerprint(), tag, folder="tokenizers"),
+                     lambda: trainer.train(texts()), Tokenizer)
+
+    def fitted_names(self) -> tuple[str, ...]:
+        return ("tokenizer",)
+
+    def fitted_to_build(self) -> dict[str, ToFit]:
+        """The tokenizer, unless given or built. Tasks with more than one extend this."""
+        if self.tokenizer is not None:
+            return {}
+        return {"tokenizer": self.tokenizer_to_fit(self.tokenizer_trainer, self.tokenizer_texts)}

@@ -382,6 +382,13 @@ class GenerationDataModule(TextDataModule):
         return self.loader(examples, collate,
                            self.batch_sampler([len(ids) for ids in data], shuffle=shuffle))
 
+    def evaluation_size(self, loader: DataLoader) -> tuple[str, int]:
+        """Streams count the tokens predicted (a stream is no set of examples); sentences
+        count examples."""
+        if isinstance(loader.dataset, StreamChunks):
+            return "tokens", loader.dataset.num_tokens
+        return super().evaluation_size(loader)
+
     # ---------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:
         """Per split: ``examples``, the non-empty documents (in both modes); ``tokens``, the

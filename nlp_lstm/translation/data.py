@@ -10,14 +10,14 @@ Legend: B batch, S source length, T target length (with <bos> or <eos>).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from nlp_lstm.data.base import Source, TextDataModule, file_fingerprint, user_file
+from nlp_lstm.data.base import Source, TextDataModule, ToFit, file_fingerprint, user_file
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.download import RemoteFile, fetch
 from nlp_lstm.data.errors import DataError
@@ -330,20 +330,24 @@ class TranslationDataModule(TextDataModule):
     def target_tokenizer_texts(self) -> Iterable[str]:
         return [tgt for _, tgt in self._examples("train")]
 
-    def tokenizers_to_build(self) -> dict[str, tuple[Path | None, Callable[[], Tokenizer]]]:
+    def fitted_names(self) -> tuple[str, ...]:
+        """The source (or joint) tokenizer, and the target one unless joint (a joint model
+        takes ``target_tokenizer=None``)."""
+        return ("tokenizer",) if self.joint else ("tokenizer", "target_tokenizer")
+
+    def fitted_to_build(self) -> dict[str, ToFit]:
         if self.joint:  # one tokenizer learns both sides
             if self.tokenizer is not None:
                 return {}
-            return {"tokenizer": (self._tokenizer_cache(self.tokenizer_trainer, "joint-"),
-                                  lambda: self.tokenizer_trainer.train(self.tokenizer_texts()))}
+            return {"tokenizer": self.tokenizer_to_fit(self.tokenizer_trainer,
+                                                       self.tokenizer_texts, "joint-")}
         todo = {}
         if self.tokenizer is None:
-            todo["tokenizer"] = (self._tokenizer_cache(self.tokenizer_trainer, "src-"),
-                                 lambda: self.tokenizer_trainer.train(self.tokenizer_texts()))
+            todo["tokenizer"] = self.tokenizer_to_fit(self.tokenizer_trainer,
+                                                      self.tokenizer_texts, "src-")
         if self.target_tokenizer is None:
-            trainer = self.target_tokenizer_trainer
-            todo["target_tokenizer"] = (self._tokenizer_cache(trainer, "tgt-"),
-                                        lambda: trainer.train(self.target_tokenizer_texts()))
+            todo["target_tokenizer"] = self.tokenizer_to_fit(self.target_tokenizer_trainer,
+                                                             self.target_tokenizer_texts, "tgt-")
         return todo
 
     def setup(self, stage: str | None = None) -> None:
@@ -354,7 +358,7 @@ class TranslationDataModule(TextDataModule):
     # -------------------------------------------------------------- batches
     def dataset(self, split: str) -> list[EncodedPair]:
         """The encoded pairs of a split, tokenized once and cached."""
-        if self.tokenizers_to_build():
+        if self.fitted_to_build():
             self.setup()
         if split not in self._encoded:
             pairs = self._examples(split)
@@ -388,7 +392,7 @@ class TranslationDataModule(TextDataModule):
         """Tokens and characters count both sides (tokens without <bos>/<eos>); vocab_size is
         the source (or joint) vocabulary; padding_waste = padded positions / real positions of
         src and tgt_in together, over one epoch of training batches."""
-        if self.tokenizers_to_build():
+        if self.fitted_to_build():
             self.setup()
         eos = self.target_tokenizer.eos_id
         splits = {}
