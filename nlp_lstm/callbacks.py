@@ -174,14 +174,20 @@ def progress_bar(every_n_steps: int = 50) -> ProgressBar:
 
 
 def count_tokens(batch: Any) -> int:
-    """Real (unpadded) tokens in a batch: the sum of its ``*lengths`` tensors, else the size of
-    its ``input`` (contiguous language-model chunks have no padding)."""
+    """Real (unpadded) time steps in a batch (tokens, for text): the sum of its ``*lengths``
+    tensors; else B*T of its ``input`` or, without one, of its first tensor of two or more
+    dimensions (B, T, ...), since a batch without lengths has no padding (language-model
+    chunks (B, T), feature windows (B, T, F)); else 0."""
     if isinstance(batch, dict):
         lengths = [v for k, v in batch.items() if k.endswith("lengths")]
         if lengths:
             return int(sum(int(t.sum()) for t in lengths))
-        if "input" in batch:
-            return int(batch["input"].numel())
+        steps = batch.get("input")
+        if not torch.is_tensor(steps):
+            steps = next((v for v in batch.values() if torch.is_tensor(v) and v.dim() >= 2),
+                         None)
+        if steps is not None:
+            return int(steps.shape[:2].numel())  # B*T, whatever the feature axes
     return 0
 
 
