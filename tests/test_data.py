@@ -23,6 +23,7 @@ from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
 from nlp_lstm.sentiment import SentimentDataModule, SyntheticSentiment
 from nlp_lstm.sentiment.corpus import NEGATIVE, POSITIVE, generate_sentiment
 from nlp_lstm.sentiment.data import ClassificationCollate
+from nlp_lstm.stats import _print
 
 
 def test_corpus_is_deterministic_and_seeded():
@@ -352,3 +353,27 @@ def test_text_data_module_reports_its_tokenizer():
     assert state == {"tokenizer": dm.tokenizer.to_json()} and dm.fitted_to_build() == {}
     assert dm.evaluation_size(dm.dataloader("val")) == ("examples", 10)
 
+
+# -------------------------------------------------------------- statistics
+def test_stats_print_without_a_vocabulary(capsys):
+    dm = WaveData(Waves(), batch_size=4)
+    stats = {"data": "waves", **dm.statistics()}
+    _print(stats)
+    *table, last = capsys.readouterr().out.strip().splitlines()
+    shown = " ".join(" ".join(table).split())  # rich wraps long lines
+    assert "time_steps" in shown and "tokens" not in shown and "vocabulary" not in shown
+    assert "25.00% of real time steps" in shown
+    assert json.loads(last) == stats
+
+
+def test_stats_print_of_text_is_unchanged(capsys):
+    stats = {"data": "text", "splits": {"train": {"examples": 2, "tokens": 1234,
+                                                  "characters": 5678, "skipped": 1}},
+             "vocab_size": 4321, "padding_waste": 0.05}
+    _print(stats)
+    *table, last = capsys.readouterr().out.strip().splitlines()
+    shown = " ".join(" ".join(table).split())  # rich wraps long lines
+    assert "1,234" in shown and "5,678" in shown and "skipped" not in shown
+    assert ("vocabulary: 4,321 tokens; padding waste of one training epoch: 5.00% of real "
+            "tokens") in shown
+    assert json.loads(last) == stats
