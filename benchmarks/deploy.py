@@ -7,7 +7,7 @@ int8 (``python -m tasks.export [--quantize int8]``, run by ``nlp_lstm.runtime``)
 
 Per format: the size of the weights (PyTorch: the network's state dict as ``torch.save``
 writes it; ONNX: the graph files) and its ratio to PyTorch float32; CPU latency of one call on
-1 and on 32 texts of the split (sentiment: ``predict_texts``; translation: ``translate`` with
+1 and on 32 texts of the split (sentiment: ``predict``; translation: ``translate`` with
 beam ``--beam-size``), median of ``--rounds`` rounds after 2 warm-up calls, the formats
 interleaved within each round so that a busy machine slows them alike; and quality on the
 split: accuracy (sentiment) or sacreBLEU BLEU with beam ``--beam-size`` as the translation
@@ -34,11 +34,11 @@ from typing import Any
 import torch
 
 from nlp_lstm import runtime
-from nlp_lstm.checkpoint import load_model, read_checkpoint
+from nlp_lstm.checkpoint import read_checkpoint
 from nlp_lstm.cli import bad_input_exits, compose_config, fail
-from nlp_lstm.export import export
+from nlp_lstm.commands.export import export
 from nlp_lstm.quantize import quantize_model
-from nlp_lstm.tasks import get_task
+from nlp_lstm.registry import get_task, load_model
 from nlp_lstm.translation.module import corpus_scores
 
 DEFAULT_DATA = {"sentiment": "sst2", "translation": "multi30k"}
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             formats = {"PyTorch fp32": (model, torch_bytes(model)),
                        "PyTorch int8 (torch.ao)": None, "ONNX fp32": None, "ONNX int8": None}
-            quantized = quantize_model(model)
+            quantized = quantize_model(model, keep_float=get_task(task).keep_float)
             formats["PyTorch int8 (torch.ao)"] = (quantized, torch_bytes(quantized))
             for name, quantize in (("ONNX fp32", None), ("ONNX int8", "int8")):
                 path = Path(tmp) / name.replace(" ", "_")
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def call(task: str, model: Any, texts: list[str], beam: int) -> list[Any]:
     if task == "sentiment":
-        return [r["label"] for r in model.predict_texts(texts)[0]]
+        return [r["label"] for r in model.predict(texts)[0]]
     return [r[0]["translation"] for r in model.translate(texts, beam_size=beam)[0]]
 
 
@@ -153,7 +153,7 @@ def report(task: str, args: argparse.Namespace, cfg: Any, n: int,
            rows: dict[str, dict[str, Any]]) -> None:
     metric = "accuracy" if task == "sentiment" else f"BLEU (beam {args.beam_size})"
     base = rows["PyTorch fp32"]
-    what = "predict_texts"
+    what = "predict"
     if task == "translation":
         alpha = next(iter(rows.values()))["length_penalty"]
         what = f"translate, beam {args.beam_size}, length penalty alpha {alpha}"

@@ -9,7 +9,7 @@ For each batch size the server runs as a subprocess on 127.0.0.1 (a free port); 
 requests come first, then ``--requests`` requests of one text each (``--texts`` lines, or
 sentences of the task's embedded corpus) to ``/predict`` or ``/translate``, from
 ``--concurrency`` concurrent clients (httpx, async, in ``--client-processes`` processes). Every
-answer is checked against ``predict_texts`` / ``translate`` called directly (labels equal and
+answer is checked against ``predict`` / ``translate`` called directly (labels equal and
 probabilities, rounded to 6 digits, within 1e-6; translations equal and scores within 1e-4,
 where a batch's composition moves the last float bits). Reported: errors, mismatches, p50/p99
 latency, requests/s, the mean batch size (from /metrics), the server's CPU time per request,
@@ -206,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
-    from nlp_lstm.checkpoint import load_model, read_checkpoint
+    from nlp_lstm.checkpoint import read_checkpoint
+    from nlp_lstm.registry import load_model
 
     torch.set_num_threads(args.threads)
     task = read_checkpoint(args.ckpt)["nlp_lstm"].get("task")
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for i in range(0, len(texts), 64):
         chunk = texts[i : i + 64]
         if task == "sentiment":
-            expected += model.predict_texts(chunk)[0]
+            expected += model.predict(chunk)[0]
         else:  # the server's answer: the best hypothesis at the model's beam size
             expected += [{"source": t, "translation": r[0]["translation"], "score": r[0]["score"]}
                          for t, r in zip(chunk, model.translate(chunk)[0], strict=True)]

@@ -1,15 +1,16 @@
-"""Loading checkpoints safely: tensors and plain data only, model classes from an allowlist."""
+"""Loading checkpoints safely: tensors and plain data only, model classes from an allowlist
+(the task's ``models``, which the caller passes: ``Task.load`` or ``nlp_lstm.registry``)."""
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nlp_lstm.module import TaskModule, check_format
-from nlp_lstm.tasks import get_task
 
 
 class CheckpointError(ValueError):
@@ -37,8 +38,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_model(path: str | Path, task: str) -> TaskModule:
-    """Rebuild the model stored in a checkpoint of ``task``, in eval mode, on CPU."""
+def load_model(path: str | Path, task: str, models: Sequence[type[TaskModule]]) -> TaskModule:
+    """Rebuild the model stored in a checkpoint of ``task``, in eval mode, on CPU; its class
+    must be one of ``models`` (by name)."""
     checkpoint = read_checkpoint(path)
     meta = checkpoint["nlp_lstm"]
     if meta.get("task") != task:
@@ -49,8 +51,7 @@ def load_model(path: str | Path, task: str) -> TaskModule:
         check_format(meta, str(path))
     except ValueError as e:
         raise CheckpointError(str(e)) from None
-    models = get_task(task).models
-    cls = get_task(task).model_class(meta.get("model"))
+    cls = next((m for m in models if m.__name__ == meta.get("model")), None)
     if cls is None:
         raise CheckpointError(f"{path} names an unknown {task} model {meta.get('model')!r}; "
                               f"known: {sorted(m.__name__ for m in models)}")

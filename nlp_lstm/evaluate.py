@@ -12,9 +12,9 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from nlp_lstm.checkpoint import load_model
+from nlp_lstm.registry import get_task
 from nlp_lstm.report import print_metrics
-from nlp_lstm.tasks import Task, get_task
+from nlp_lstm.task import Task
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (default: ``outputs/eval/<checkpoint name>-<split>.json``); the model's text outputs (if
     the task has any) go to the same path with the suffix ``.txt``."""
     task = get_task(cfg.task.name)
-    model = load_model(cfg.ckpt_path, task=task.name)
+    model = task.load(cfg.ckpt_path)
     datamodule = task.prepare_eval(cfg, model)
     if cfg.split not in datamodule.splits and not getattr(datamodule.source, "any_split", False):
         raise ValueError(f"split={cfg.split!r} is not in the data; expected one of "

@@ -1,23 +1,12 @@
-"""Export a checkpoint to ONNX: ``python -m tasks.export --ckpt PATH --out DIR [--quantize int8]
-[--opset N]``.
+"""Export a trained model to ONNX, for ``nlp_lstm.runtime`` (onnxruntime, no torch).
 
-Writes into DIR the task's graphs, every axis but the features dynamic (batch, sequence), each
-checked by ``onnx.checker``, the tokenizer(s) as ``tokenizers`` JSON, and ``manifest.json``,
-which tells ``nlp_lstm.runtime`` everything else: the task, labels, special ids, max_length,
-decoding defaults, and every graph's file, inputs and outputs (names, dtypes, shapes).
-
-Graphs (B batch, T/S/P lengths, V vocabulary, L layers, H hidden, M memory, A key size,
-C classes, W attention window):
-
-- sentiment ``model``: tokens (B, T), lengths (B,) -> probs (B, C).
-- translation ``encoder``: src (B, S), src_lengths (B,) -> memory (B, S, M), keys (B, S, A),
-  mask (B, S) bool, and the decoder's initial state h, c (L, B, H), feed (B, H);
-  ``decoder`` (one step): token (B,), h, c, feed, memory, keys, mask -> log_probs (B, V), h, c,
-  feed, attention (B, S).
-- generation ``prompt``: tokens (B, P) -> logits (B, V) of the next token, h, c (L, B, H)
-  [, memory (B, W, H), memory_mask (B, W) with window attention]; ``step``: token (B,), that
-  state -> logits (B, V), the next state. Logits, not log-probabilities: the repetition penalty
-  acts on the sign of the raw logits.
+Generic: the task's ``export`` hook (``nlp_lstm.<task>.export``) builds its graphs, each a
+module whose forward takes and returns tensors, and says what the runtime needs besides (its
+fitted state and settings). This module writes into the export directory every graph, every
+axis but the features dynamic (batch, sequence), each checked by ``onnx.checker``; the fitted
+state (tokenizers, scalers) as JSON files; and ``manifest.json``, which tells the runtime
+everything else: the task, ``max_length``, the task's settings and every graph's file, inputs
+and outputs (names, dtypes, shapes).
 
 Every encoder (``LSTMEncoder``) is exported as the ``torch.nn.LSTM`` holding its weights
 (``nlp_lstm.nn.native``): native ONNX ``LSTM``/``GRU`` ops with ``sequence_lens`` for padding,
@@ -25,7 +14,7 @@ which onnxruntime runs with its fused kernels and can quantize. Layer-norm encod
 native op and are refused, and so are Transformer encoders (``encoder.kind=transformer``) for
 now: their layers trace with the batch or the length fixed to the example's.
 
-``--quantize int8``: onnxruntime dynamic quantization (int8 weights, activations quantized on
+``quantize="int8"``: onnxruntime dynamic quantization (int8 weights, activations quantized on
 the fly) of the ``MatMul``, ``LSTM`` and ``Gather`` (embedding) weights; ``Gemm`` nodes (the
 exporter's form of a linear layer on a matrix) are first rewritten as ``MatMul`` + ``Add``,
 which the dynamic quantizer handles and ``Gemm`` it does not.
@@ -33,7 +22,6 @@ which the dynamic quantizer handles and ``Gemm`` it does not.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -42,7 +30,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,19 +39,17 @@ import torch
 from torch import nn
 
 from nlp_lstm import __version__
-from nlp_lstm.checkpoint import load_model, read_checkpoint
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.nn.decoder import DecoderState, Memory
+from nlp_lstm.fitted import Fitted
 from nlp_lstm.nn.native import native_encoders
 from nlp_lstm.nn.transformer import TransformerEncoder
 
-#: The layout of export directories this version writes (``manifest.json``'s ``format``).
-EXPORT_FORMAT = 1
+#: The layout of export directories this version writes (``manifest.json``'s ``format``);
+#: ``nlp_lstm.runtime.graphs`` reads it and format 1 (nlp-lstm 0.2.0).
+EXPORT_FORMAT = 2
 OPSETS = range(14, 21)  # 14: scaled_dot_product_attention; 20: the TorchScript exporter's last
 DEFAULT_OPSET = 17
 QUANTIZATIONS = ("int8",)
 QUANTIZED_OPS = ["MatMul", "LSTM", "Gather"]
-TASKS = ("sentiment", "translation", "generation")
 
 
 @dataclass
@@ -78,134 +64,36 @@ class Graph:
     axes: dict[str, dict[int, str]]  # dynamic axes by input/output name
 
 
-# ----------------------------------------------------------------- sentiment
-class _Classify(nn.Module):
+@dataclass
+class Export:
+    """What a task's export hook returns: its graphs, the fitted state its runtime reads (by
+    name: written as ``<name>.json``), and settings for the manifest (JSON-able)."""
+
+    graphs: list[Graph]
+    fitted: dict[str, Fitted]
+    info: dict[str, Any]
+
+
+class _Softmax(nn.Module):
+    """A classifier's logits -> probabilities (B, C)."""
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.net(tokens, lengths).softmax(-1)  # (B, C)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*inputs).softmax(-1)  # (B, C)
 
 
-def _sentiment(model: Any) -> tuple[list[Graph], dict[str, Any]]:
-    tokens = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]).clamp(max=model.tokenizer.vocab_size - 1)
-    lengths = torch.tensor([4, 2])
-    graph = Graph("model", _Classify(model.net), (tokens, lengths), ["tokens", "lengths"],
-                  ["probs"], {"tokens": {0: "B", 1: "T"}, "lengths": {0: "B"}, "probs": {0: "B"}})
-    return [graph], {"labels": list(model.labels)}
+def probabilities(net: nn.Module) -> nn.Module:
+    """A graph module of a classifier network: its probabilities instead of its logits."""
+    return _Softmax(net)
 
 
-# --------------------------------------------------------------- translation
-class _Encode(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        memory, mask, state = self.net.encode(src, src_lengths)
-        return memory.values, memory.keys, mask, state.h, state.c, state.feed
-
-
-class _DecodeStep(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor, feed: torch.Tensor,
-                memory: torch.Tensor, keys: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, state, weights = self.net.decoder.step(token, DecoderState(h, c, feed),
-                                                       Memory(memory, keys), mask)
-        # decoding.py's rule: log-probabilities in at least float32.
-        return logits.float().log_softmax(-1), state.h, state.c, state.feed, weights
-
-
-def _translation(model: Any) -> tuple[list[Graph], dict[str, Any]]:
-    net = model.net
-    src = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0]]).clamp(
-        max=model.tokenizer.vocab_size - 1)
-    src_lengths = torch.tensor([5, 3])
-    with torch.no_grad():
-        memory, mask, state = net.encode(src, src_lengths)
-    encoder = Graph(
-        "encoder", _Encode(net), (src, src_lengths), ["src", "src_lengths"],
-        ["memory", "keys", "mask", "h", "c", "feed"],
-        {"src": {0: "B", 1: "S"}, "src_lengths": {0: "B"}, "memory": {0: "B", 1: "S"},
-         "keys": {0: "B", 1: "S"}, "mask": {0: "B", 1: "S"}, "h": {1: "B"}, "c": {1: "B"},
-         "feed": {0: "B"}})
-    token = torch.tensor([model.target_tokenizer.bos_id] * 2)
-    decoder = Graph(
-        "decoder", _DecodeStep(net),
-        (token, state.h, state.c, state.feed, memory.values, memory.keys, mask),
-        ["token", "h", "c", "feed", "memory", "keys", "mask"],
-        ["log_probs", "h_out", "c_out", "feed_out", "attention"],
-        {"token": {0: "B"}, "h": {1: "B"}, "c": {1: "B"}, "feed": {0: "B"},
-         "memory": {0: "B", 1: "S"}, "keys": {0: "B", 1: "S"}, "mask": {0: "B", 1: "S"},
-         "log_probs": {0: "B"}, "h_out": {1: "B"}, "c_out": {1: "B"}, "feed_out": {0: "B"},
-         "attention": {0: "B", 1: "S"}})
-    settings = {"beam_size": model.beam_size, "length_penalty": model.length_penalty,
-                "max_length_ratio": model.max_length_ratio,
-                "max_length_offset": model.max_length_offset}
-    return [encoder, decoder], {"decoding": settings}
-
-
-# ---------------------------------------------------------------- generation
-def _state_names(net: nn.Module) -> list[str]:
-    """The LM state as flat graph tensors: h, c (LSTM), memory, memory_mask (window)."""
-    return ["h"] + (["c"] if net.cell == "lstm" else []) + (
-        ["memory", "memory_mask"] if net.attend is not None else [])
-
-
-def _flat(state: Any, names: list[str]) -> tuple[torch.Tensor, ...]:
-    return tuple(getattr(state, name) for name in names)
-
-
-class _Prompt(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net, self.names = net, _state_names(net)
-
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, state = self.net.prompt(tokens)  # (B, V)
-        return (logits, *_flat(state, self.names))
-
-
-class _Step(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net, self.names = net, _state_names(net)
-
-    def forward(self, token: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from nlp_lstm.generation.net import LMState
-
-        logits, new = self.net.step(token, LMState(**dict(zip(self.names, state, strict=True))))
-        return (logits, *_flat(new, self.names))
-
-
-def _generation(model: Any) -> tuple[list[Graph], dict[str, Any]]:
-    net = model.net
-    names = _state_names(net)
-    tokens = torch.tensor([[5, 6, 7], [8, 9, 10]]).clamp(max=model.tokenizer.vocab_size - 1)
-    batch = {"h": 1, "c": 1, "memory": 0, "memory_mask": 0}  # the batch axis of each
-    prompt = Graph("prompt", _Prompt(net), (tokens,), ["tokens"], ["logits", *names],
-                   {"tokens": {0: "B", 1: "P"}, "logits": {0: "B"}}
-                   | {n: {batch[n]: "B"} for n in names})
-    with torch.no_grad():
-        _, *state = prompt.module(tokens)
-    outputs = [f"{n}_out" for n in names]
-    step = Graph("step", _Step(net), (tokens[:, 0], *state), ["token", *names],
-                 ["logits", *outputs],
-                 {"token": {0: "B"}, "logits": {0: "B"}} | {n: {batch[n]: "B"} for n in names}
-                 | {o: {batch[n]: "B"} for n, o in zip(names, outputs, strict=True)})
-    info = {"separator": model.separator, "state": names, "cell": net.cell,
-            "attention": net.attention, "num_layers": net.num_layers,
-            "hidden_size": net.hidden_size,
-            "attention_window": net.attend.window if net.attend is not None else None}
-    return [prompt, step], info
-
-
-BUILDERS = {"sentiment": _sentiment, "translation": _translation, "generation": _generation}
+def special_ids(tokenizer: Any) -> dict[str, int]:
+    """A tokenizer's special ids, for the manifest."""
+    return {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id, "bos": tokenizer.bos_id,
+            "eos": tokenizer.eos_id}
 
 
 # ------------------------------------------------------------------ writing
@@ -345,9 +233,11 @@ def check_graph(path: Path) -> None:
                          f"{str(e).splitlines()[0]}") from None
 
 
-def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
-           opset: int = DEFAULT_OPSET) -> dict[str, Any]:
-    """Export checkpoint ``ckpt`` into directory ``out`` (created); returns the manifest."""
+def export_model(model: Any, build: Callable[[Any], Export], out: str | Path, *,
+                 task: str, checkpoint: str = "", quantize: str | None = None,
+                 opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+    """Export ``model`` (a ``TaskModule`` of ``task``) into directory ``out`` (created) with the
+    task's ``build`` hook; returns the manifest."""
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
@@ -355,31 +245,23 @@ def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; expected a directory (created if missing)")
-    task = read_checkpoint(ckpt)["nlp_lstm"].get("task")
-    if task not in BUILDERS:
-        raise ValueError(f"{ckpt} is a {task!r} checkpoint; export knows {sorted(BUILDERS)}")
-    model = load_model(ckpt, task=task)
     if any(isinstance(m, TransformerEncoder) for m in model.net.modules()):
-        raise ValueError(f"{ckpt} has a Transformer encoder (encoder.kind=transformer); the "
-                         "export covers recurrent encoders (LSTM, GRU) only so far")
+        raise ValueError(f"{checkpoint or 'the model'} has a Transformer encoder "
+                         "(encoder.kind=transformer); the export covers recurrent encoders "
+                         "(LSTM, GRU) only so far")
     model.net = native_encoders(copy.deepcopy(model.net)).eval()
-    graphs, info = BUILDERS[task](model)
+    spec = build(model)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
         "format": EXPORT_FORMAT, "nlp_lstm_version": __version__, "task": task,
-        "model": type(model).__name__, "checkpoint": Path(ckpt).name, "opset": opset,
-        "quantize": quantize, "max_length": int(model.max_length),
-        "tokenizer": "tokenizer.json",
-        "special_ids": {"pad": model.tokenizer.pad_id, "unk": model.tokenizer.unk_id,
-                        "bos": model.tokenizer.bos_id, "eos": model.tokenizer.eos_id},
-        "graphs": {}, **info}
-    (out / "tokenizer.json").write_text(model.tokenizer.to_json(), encoding="utf-8")
-    target = getattr(model, "target_tokenizer", None)
-    if target is not None and target is not model.tokenizer:
-        (out / "target_tokenizer.json").write_text(target.to_json(), encoding="utf-8")
-        manifest["target_tokenizer"] = "target_tokenizer.json"
+        "model": type(model).__name__, "checkpoint": checkpoint, "opset": opset,
+        "quantize": quantize, "max_length": int(model.max_length), "fitted": {}, "graphs": {},
+        **spec.info}
+    for name, state in spec.fitted.items():
+        (out / f"{name}.json").write_text(state.to_json(), encoding="utf-8")
+        manifest["fitted"][name] = {"file": f"{name}.json", "kind": type(state).__name__}
     with tempfile.TemporaryDirectory() as tmp:
-        for graph in graphs:
+        for graph in spec.graphs:
             path = out / f"{graph.name}.onnx"
             if quantize is None:
                 _export_graph(graph, path, opset)
@@ -392,28 +274,3 @@ def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
     return manifest
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.export",
-        description="Export a checkpoint to ONNX graphs plus manifest.json, for "
-                    "nlp_lstm.runtime (onnxruntime, no torch) and the --onnx commands.")
-    parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
-    parser.add_argument("--out", required=True, help="directory to write (created)")
-    parser.add_argument("--quantize", default=None, metavar="int8",
-                        help="int8: onnxruntime dynamic quantization of the weights")
-    parser.add_argument("--opset", default=str(DEFAULT_OPSET), metavar="N",
-                        help=f"ONNX opset, {OPSETS[0]}..{OPSETS[-1]} (default {DEFAULT_OPSET})")
-    args = parser.parse_args(argv)
-    with bad_input_exits():
-        if not args.opset.isdigit():
-            fail(f"--opset must be an integer in [{OPSETS[0]}, {OPSETS[-1]}], got {args.opset!r}")
-        if args.quantize is not None and args.quantize not in QUANTIZATIONS:
-            fail(f"unknown --quantize {args.quantize!r}; expected one of {list(QUANTIZATIONS)}")
-        manifest = export(args.ckpt, args.out, quantize=args.quantize, opset=int(args.opset))
-        files = [g["file"] for g in manifest["graphs"].values()]
-        sizes = sum((Path(args.out) / f).stat().st_size for f in files)
-        print(json.dumps({"out": str(args.out), "task": manifest["task"], "graphs": files,
-                          "quantize": manifest["quantize"], "opset": manifest["opset"],
-                          "bytes": sizes}))

@@ -2,7 +2,7 @@
 (``nlp_lstm.runtime``) so that both accept, refuse and decode alike: the checks of sampling,
 generation and translation-decoding settings, the GNMT length penalty, the target length limit
 ``a * S + b``, how a generation prompt becomes ids, how a translation's ids become text, and
-``generate`` / ``predict_texts`` of a language model on top of its ``start_generation``.
+``generate`` / ``predict`` of a language model on top of its ``start_generation``.
 
 Legend: S source length.
 """
@@ -136,7 +136,7 @@ def token_pieces(tokenizer: TargetTokenizer, tokens: Sequence[int]) -> list[str]
 
 # ------------------------------------------------------------------ generation results
 class GeneratesText:
-    """``generate`` and ``predict_texts`` of a language model (the PyTorch module and the ONNX
+    """``generate`` and ``predict`` of a language model (the PyTorch module and the ONNX
     runtime's), from its ``start_generation`` and ``encode_prompt``."""
 
     def start_generation(self, prompt: str, **settings: Any) -> tuple[list[Any], Iterator[Any]]:
@@ -157,7 +157,7 @@ class GeneratesText:
         return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}
                 for s in streams]
 
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """Each text is a prompt, continued greedily for up to 200 tokens."""
         results, truncated = [], 0
         for text in texts:

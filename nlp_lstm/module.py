@@ -38,7 +38,7 @@ class TaskModule(pl.LightningModule):
     """Base of every task's LightningModule.
 
     Subclasses set ``task`` (the registry name written into checkpoints), build their network
-    in ``__init__`` and implement the Lightning steps and ``predict_texts``.
+    in ``__init__`` and implement the Lightning steps and ``predict``.
 
     Args:
         optimizer: a partial optimizer (``_partial_: true`` in YAML); needed to train only.
@@ -80,6 +80,6 @@ class TaskModule(pl.LightningModule):
         # Lightning calls this before loading the weights, also when resuming a run.
         check_format(checkpoint.get("nlp_lstm") or {}, "the checkpoint")
 
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """One JSON-serializable result per text, and how many texts the length guard cut."""
         raise NotImplementedError

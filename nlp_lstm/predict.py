@@ -1,26 +1,25 @@
-"""Predict on free text: ``python -m tasks.<task>.predict --ckpt PATH [TEXT ...] [--input FILE]``
-(or ``--onnx DIR``: an export of ``python -m tasks.export``, run by ``nlp_lstm.runtime``).
-
-The task's module does the work (``TaskModule.predict_texts``, or the runtime's class of the
-same name): one JSON object per input.
+"""Prediction, generic over tasks: load the model a command names (``--ckpt PATH`` or ``--onnx
+DIR``, run by ``nlp_lstm.runtime``), read its inputs (arguments or lines of a file, each parsed
+by the task's ``parse_input``) and call its ``predict``: one JSON object per input.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.cli import bad_input_exits, fail
+from nlp_lstm.cli import fail
+from nlp_lstm.registry import TASKS, checkpoint_task, get_task, load_export
+from nlp_lstm.task import text_input
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, task: str | None = None) -> None:
     """``--ckpt PATH`` or ``--onnx DIR`` (exactly one, checked by ``load_predictor``), and
     ``--provider`` for ``--onnx``."""
-    parser.add_argument("--ckpt", help=f"{task} checkpoint (.ckpt) written by train.py")
+    parser.add_argument("--ckpt", help=f"{task or 'a'} checkpoint (.ckpt) written by train.py")
     parser.add_argument("--onnx", metavar="DIR",
                         help="instead of --ckpt: an export of python -m tasks.export, run with "
                              "onnxruntime (no torch)")
@@ -32,10 +31,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, task: str) -> None:
                              "(torch.ao); an export is quantized by tasks.export --quantize")
 
 
-def load_predictor(args: argparse.Namespace, task: str) -> Any:
+def load_predictor(args: argparse.Namespace, task: str | None = None) -> Any:
     """The model that ``--ckpt`` (int8 with ``--quantize``) or ``--onnx`` names: a
-    ``TaskModule`` or its ``nlp_lstm.runtime`` counterpart, which offer the same calls. One
-    ``error:`` line (exit 2) unless exactly one of the two is given."""
+    ``TaskModule`` or its ``nlp_lstm.runtime`` counterpart, which offer the same calls; with
+    ``task``, a ValueError unless it is of that task. One ``error:`` line (exit 2) unless
+    exactly one of the two is given."""
     if (args.ckpt is None) == (args.onnx is None):
         fail("give exactly one of --ckpt PATH (a checkpoint) and --onnx DIR (an export of "
              f"python -m tasks.export), got {'both' if args.ckpt else 'neither'}")
@@ -44,23 +44,32 @@ def load_predictor(args: argparse.Namespace, task: str) -> Any:
             fail(f"--quantize {args.quantize} applies to --ckpt; an export is quantized when "
                  "written: python -m tasks.export --quantize int8")
         try:
-            from nlp_lstm import runtime
+            import onnxruntime  # noqa: F401
         except ImportError as e:
             fail(f"--onnx needs onnxruntime ({e}): pip install 'nlp-lstm[export]'")
-        return runtime.load(args.onnx, providers=args.provider, task=task)
+        return load_export(args.onnx, providers=args.provider, task=task)
     if args.provider is not None:
         fail(f"--provider {args.provider} applies to --onnx DIR; a checkpoint runs on PyTorch")
-    from nlp_lstm.checkpoint import load_model
     from nlp_lstm.quantize import QUANTIZATIONS, quantize_model
 
     if args.quantize is not None and args.quantize not in QUANTIZATIONS:
         fail(f"unknown --quantize {args.quantize!r}; expected one of {list(QUANTIZATIONS)}")
-    model = load_model(args.ckpt, task=task)
-    return model if args.quantize is None else quantize_model(model, args.quantize)
+    found = get_task(task) if task is not None else checkpoint_task(args.ckpt)
+    model = found.load(args.ckpt)
+    if args.quantize is None:
+        return model
+    return quantize_model(model, args.quantize, keep_float=found.keep_float)
+
+
+def input_parser(task: str | None) -> Callable[[str], Any]:
+    """The ``parse_input`` of a registered task; text for a task this process does not know
+    (an export of another package's task: its runtime checks its inputs)."""
+    return TASKS[task].parse_input if task in TASKS else text_input
 
 
 def read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str, str]]:
-    """(where, text) pairs, ``where`` naming the input for error messages."""
+    """(where, line) pairs of the arguments and the lines of ``input_file`` (``-``: stdin),
+    ``where`` naming the input for error messages."""
     inputs = [(f"argument {i}", text) for i, text in enumerate(texts, 1)]
     if input_file is not None:
         name = "standard input" if input_file == "-" else input_file
@@ -80,36 +89,3 @@ def read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str,
             fail(f"{name} is empty: expected one text per line")
         inputs += [(f"line {i} of {name}", line) for i, line in enumerate(lines, 1)]
     return inputs
-
-
-def main(argv: Sequence[str] | None = None, *, task: str) -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m tasks.{task}.predict",
-        description="Print one JSON object per input text: the model's prediction.",
-    )
-    add_model_arguments(parser, task)
-    parser.add_argument("texts", nargs="*", help="input texts")
-    parser.add_argument("--input", metavar="FILE", help="one text per line; '-' for stdin")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be positive, got {args.batch_size}")
-
-    with bad_input_exits():
-        inputs = read_inputs(args.texts, args.input)
-        if not inputs:
-            fail("no input: give texts as arguments or a file with --input FILE (or - for stdin)")
-        for where, text in inputs:
-            if not text.strip():
-                fail(f"{where} is empty or whitespace: expected text")
-        model = load_predictor(args, task)
-        truncated = 0
-        texts = [text for _, text in inputs]
-        for start in range(0, len(texts), args.batch_size):
-            results, cut = model.predict_texts(texts[start : start + args.batch_size])
-            truncated += cut
-            for result in results:
-                print(json.dumps(result, ensure_ascii=False))
-        if truncated:
-            print(f"note: {truncated} input(s) longer than {model.max_length} tokens were "
-                  "truncated", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nlp_lstm.tasks import Task
+from nlp_lstm.task import Task
 
 
 def print_metrics(metrics: dict[str, Any], title: str, task: Task, model: Any) -> Console:

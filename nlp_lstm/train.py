@@ -15,8 +15,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from nlp_lstm.cli import check_encoder_choice
 from nlp_lstm.precision import check_precision
+from nlp_lstm.registry import get_task
 from nlp_lstm.report import print_metrics
-from nlp_lstm.tasks import Task, get_task
+from nlp_lstm.task import Task
 
 
 def _number(value: Any) -> Any:

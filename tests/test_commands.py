@@ -13,8 +13,8 @@ import torch
 from conftest import ROOT
 
 from nlp_lstm.cli import compose_config
+from nlp_lstm.commands.predict import main as predict_main
 from nlp_lstm.evaluate import evaluate
-from nlp_lstm.predict import main as predict_main
 
 
 def run_module(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from conftest import TINY, compose_train
 from omegaconf import OmegaConf
 
-from nlp_lstm.checkpoint import load_model
 from nlp_lstm.data import Tokenizer
+from nlp_lstm.registry import load_model
 from nlp_lstm.sentiment import Augmentation, DistilledClassifier, TransferSetDataModule
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
 from nlp_lstm.sentiment.distill import (
@@ -187,16 +187,16 @@ def test_tiny_distillation_run_trains_and_the_student_stands_alone(checkpoint, t
     state = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
     assert not any("teacher" in key for key in state)
     texts = ["The plot was not good.", "The cast was superb."]
-    results, _ = student.predict_texts(texts)
+    results, _ = student.predict(texts)
     assert all(r["label"] in ("negative", "positive") for r in results)
     assert 0.0 <= metrics["val/acc"] <= 1.0
     # ... nor does its ONNX export, which predicts what it predicts
     pytest.importorskip("onnxruntime")
     from nlp_lstm import runtime
-    from nlp_lstm.export import export
+    from nlp_lstm.commands.export import export
 
     export(metrics["checkpoint"], tmp_path / "onnx")
-    onnx_results, _ = runtime.load(tmp_path / "onnx", threads=1).predict_texts(texts)
+    onnx_results, _ = runtime.load(tmp_path / "onnx", threads=1).predict(texts)
     for a, b in zip(onnx_results, results, strict=True):
         assert a["label"] == b["label"] and a["probs"] == pytest.approx(b["probs"], abs=1e-4)
 
@@ -236,7 +236,7 @@ def test_alpha_one_never_reads_the_teacher(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the teacher was read")
 
-    monkeypatch.setattr("nlp_lstm.checkpoint.load_model", refuse)
+    monkeypatch.setattr("nlp_lstm.sentiment.distill.load_model", refuse)
     metrics = _run(tmp_path, [f"model.teacher_ckpt={tmp_path}/no-such.ckpt", "model.alpha=1.0"])
     assert "val/acc" in metrics
 

@@ -22,27 +22,27 @@ from conftest import ROOT, compose_train
 from test_serve import serving, without_seconds
 
 from nlp_lstm import __version__, runtime
-from nlp_lstm.checkpoint import load_model
+from nlp_lstm.commands.export import export
+from nlp_lstm.commands.export import main as export_main
+from nlp_lstm.commands.generate import main as generate_main
+from nlp_lstm.commands.predict import main as predict_main
+from nlp_lstm.commands.serve import OnnxBackend
+from nlp_lstm.commands.serve import main as serve_main
+from nlp_lstm.commands.translate import main as translate_main
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.export import export
-from nlp_lstm.export import main as export_main
 from nlp_lstm.generation import LanguageModel
-from nlp_lstm.generation.generate import main as generate_main
 from nlp_lstm.module import CHECKPOINT_FORMAT
 from nlp_lstm.nn import LSTMEncoder
 from nlp_lstm.nn import decoding as torch_decoding
 from nlp_lstm.nn.native import NativeEncoder
-from nlp_lstm.predict import main as predict_main
 from nlp_lstm.quantize import quantize_model
+from nlp_lstm.registry import load_model
 from nlp_lstm.runtime import decoding as np_decoding
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
-from nlp_lstm.serve import OnnxBackend
-from nlp_lstm.serve.main import main as serve_main
 from nlp_lstm.train import train
 from nlp_lstm.translation import Seq2SeqTranslator
 from nlp_lstm.translation.corpus import SyntheticTranslation
-from nlp_lstm.translation.translate import main as translate_main
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
@@ -112,8 +112,8 @@ def test_sentiment_probabilities_match_pytorch(checkpoint, exports, one_thread):
     for size in (1, 7, len(texts)):  # batches of several padded lengths
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
-            ours, cut = onnx_model.predict_texts(batch)
-            theirs, _ = model.predict_texts(batch)
+            ours, cut = onnx_model.predict(batch)
+            theirs, _ = model.predict(batch)
             assert cut == 0 and [r["label"] for r in ours] == [r["label"] for r in theirs]
             for a, b in zip(ours, theirs, strict=True):
                 assert a["text"] == b["text"]
@@ -140,7 +140,7 @@ def test_translations_match_pytorch_greedy_and_beam(translation_ckpt, exports, o
         assert [h["translation"] for h in a] == [h["translation"] for h in b]
         assert [h["tokens"] for h in a] == [h["tokens"] for h in b]
         np.testing.assert_allclose(a[0]["attention"], b[0]["attention"].numpy(), atol=1e-4)
-    ours, theirs = onnx_model.predict_texts(sources[:3])[0], model.predict_texts(sources[:3])[0]
+    ours, theirs = onnx_model.predict(sources[:3])[0], model.predict(sources[:3])[0]
     assert [r["translation"] for r in ours] == [r["translation"] for r in theirs]
     assert [r["score"] for r in ours] == pytest.approx([r["score"] for r in theirs], abs=1e-3)
 
@@ -402,7 +402,7 @@ def test_int8_quantization_shrinks_the_graphs_and_keeps_the_answers(
         quantized, fp = runtime.load(path, threads=1), runtime.load(exports[task], threads=1)
         if task == "sentiment":
             texts = [t for t, _ in SyntheticSentiment(num_examples=600).load("test")[0]]
-            a, b = quantized.predict_texts(texts)[0], fp.predict_texts(texts)[0]
+            a, b = quantized.predict(texts)[0], fp.predict(texts)[0]
             agree = sum(x["label"] == y["label"] for x, y in zip(a, b, strict=True))
             assert agree >= 0.9 * len(texts)
         else:
@@ -418,7 +418,7 @@ def test_the_runtime_imports_no_torch(exports, lm_export):
         "import nlp_lstm.runtime as rt\n"
         "assert 'torch' not in sys.modules\n"
         "s, t, g = (rt.load(p, threads=1) for p in sys.argv[1:])\n"
-        "s.predict_texts(['a fine film .'])\n"
+        "s.predict(['a fine film .'])\n"
         "t.translate(['A queen cries .'], beam_size=3)\n"
         "g.generate('the', max_new_tokens=20, temperature=0.8, seed=1)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -543,7 +543,7 @@ def test_the_server_serves_an_export(exports, lm_export, one_thread):
     with serving(sentiment) as url:
         r = httpx.post(f"{url}/predict", json={"texts": texts})
         assert r.status_code == 200
-        assert r.json() == {"results": sentiment.model.predict_texts(texts)[0]}
+        assert r.json() == {"results": sentiment.model.predict(texts)[0]}
         assert httpx.get(f"{url}/health").json()["task"] == "sentiment"
     translation = OnnxBackend(exports["translation"], threads=1)
     sources = ["A queen cries under this house.", "The mouse calls the girls."]

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from conftest import ROOT, compose_train
 
 from nlp_lstm.cli import compose_config
+from nlp_lstm.commands.generate import main as generate_main
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.evaluate import evaluate
 from nlp_lstm.generation import GenerationDataModule, LanguageModel, SyntheticText
 from nlp_lstm.generation.corpus import generate_stories
 from nlp_lstm.generation.data import StreamChunks
-from nlp_lstm.generation.generate import main as generate_main
 from nlp_lstm.generation.module import TextStream
 from nlp_lstm.train import train
 
@@ -381,7 +381,7 @@ def test_ddp_validation_equals_single_process(generation_ckpt, tmp_path):
     script.write_text(textwrap.dedent(f"""
         import json, sys
         import pytorch_lightning as pl
-        from nlp_lstm.checkpoint import load_model
+        from nlp_lstm.registry import load_model
         from nlp_lstm.generation import GenerationDataModule, SyntheticText
         model = load_model({str(generation_ckpt)!r}, task="generation")
         devices = int(sys.argv[1])

@@ -23,8 +23,9 @@ import pytest
 import uvicorn
 from conftest import ROOT, compose_train
 
-from nlp_lstm.serve import CheckpointBackend, ServeSettings, create_app
-from nlp_lstm.serve.main import main as serve_main
+from nlp_lstm.commands.serve import CheckpointBackend
+from nlp_lstm.commands.serve import main as serve_main
+from nlp_lstm.serve import ServeSettings, create_app
 from nlp_lstm.train import train
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
@@ -102,12 +103,12 @@ def test_predict_equals_the_direct_call_and_batches_concurrent_requests(sentimen
     with serving(sentiment, max_wait_ms=300) as url:
         r = httpx.post(f"{url}/predict", json={"texts": TEXTS})
         assert r.status_code == 200
-        assert r.json() == {"results": sentiment.model.predict_texts(TEXTS)[0]}
+        assert r.json() == {"results": sentiment.model.predict(TEXTS)[0]}
         # Requests arriving within max_wait_ms run as one batch: each gets its own answer.
         responses = asyncio.run(post_all(f"{url}/predict", [{"texts": [t]} for t in TEXTS]))
         for text, r in zip(TEXTS, responses, strict=True):
             assert r.status_code == 200
-            [got], [direct] = r.json()["results"], sentiment.model.predict_texts([text])[0]
+            [got], [direct] = r.json()["results"], sentiment.model.predict([text])[0]
             assert got["text"] == text and got["label"] == direct["label"]
             assert got["probs"] == pytest.approx(direct["probs"], abs=2e-6)  # 6 digits
         metrics = httpx.get(f"{url}/metrics").text
@@ -121,7 +122,7 @@ def test_translate_equals_the_direct_call(translation, one_thread):
     sources = [" ".join(s.split()[:6]) for s in TEXTS]
     with serving(translation) as url:
         r = httpx.post(f"{url}/translate", json={"texts": sources})
-        assert r.status_code == 200 and r.json() == {"results": model.predict_texts(sources)[0]}
+        assert r.status_code == 200 and r.json() == {"results": model.predict(sources)[0]}
         for beam in (1, 3):
             r = httpx.post(f"{url}/translate", json={"texts": sources, "beam_size": beam})
             direct = model.translate(sources, beam_size=beam)[0]
@@ -271,7 +272,7 @@ def test_sigterm_lets_accepted_requests_complete(checkpoint, sentiment):
         if server.poll() is None:
             server.kill()
     for text, r in zip(TEXTS * 4, responses, strict=True):
-        [got], [direct] = r.json()["results"], sentiment.model.predict_texts([text])[0]
+        [got], [direct] = r.json()["results"], sentiment.model.predict([text])[0]
         assert r.status_code == 200 and got["label"] == direct["label"]
         assert got["probs"] == pytest.approx(direct["probs"], abs=2e-6)
     with pytest.raises(httpx.ConnectError):

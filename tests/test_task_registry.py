@@ -18,15 +18,15 @@ from omegaconf import OmegaConf
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from nlp_lstm.checkpoint import CheckpointError, load_model
+from nlp_lstm.checkpoint import CheckpointError
 from nlp_lstm.cli import compose_config
+from nlp_lstm.commands.predict import main as predict_main
 from nlp_lstm.data import TextDataModule
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.evaluate import evaluate
 from nlp_lstm.module import TaskModule
 from nlp_lstm.nn import build_encoder, lengths_to_mask
-from nlp_lstm.predict import main as predict_main
-from nlp_lstm.tasks import TASKS, Task
+from nlp_lstm.registry import TASKS, Task, load_model
 from nlp_lstm.train import train
 
 WORDS = ("red", "green", "blue", "gray")
@@ -123,7 +123,7 @@ class FirstWordModule(TaskModule):
         self.results["examples_seen"] = self.seen
 
     @torch.no_grad()
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         tokens, lengths = pad_sequences([self.tokenizer.encode(t) for t in texts],
                                         self.tokenizer.pad_id)
         first = self(tokens, lengths).argmax(-1).tolist()

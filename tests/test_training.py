@@ -12,14 +12,13 @@ import torch
 from conftest import TINY, compose_train
 from hydra.utils import instantiate
 
-from nlp_lstm.checkpoint import load_model
 from nlp_lstm.cli import CONFIG_DIR
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.optim import WarmupCosineLR
+from nlp_lstm.registry import TASKS, load_model
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import generate_sentiment
-from nlp_lstm.tasks import TASKS
 
 
 def _options(group: str) -> list[str]:
@@ -154,7 +153,7 @@ def test_checkpoint_is_weights_only_and_self_contained(checkpoint: Path):
     assert "optimizer" not in raw["hyper_parameters"]
     model = SentimentClassifier.load_from_checkpoint(checkpoint, map_location="cpu",
                                                      weights_only=True)
-    results, truncated = model.predict_texts(["The plot was not good.", "great " * 500])
+    results, truncated = model.predict(["The plot was not good.", "great " * 500])
     assert truncated == 1  # the guard cut the long input and nothing crashed
     assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5) for r in results)
 

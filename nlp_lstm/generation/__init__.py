@@ -1,10 +1,43 @@
 """Generation: text streams and an LSTM language model (with attention over its past) on the
-shared encoder."""
+shared encoder.
 
-from nlp_lstm.generation.corpus import SyntheticText
-from nlp_lstm.generation.data import GenerationDataModule, TextFiles, TinyShakespeare
-from nlp_lstm.generation.module import LanguageModel
-from nlp_lstm.generation.net import LanguageModelNet, LMState
+The names below load on first use, so that the torch-free modules of this package (its
+ONNX runtime class, its HTTP endpoint) import without torch.
+"""
 
-__all__ = ["GenerationDataModule", "LMState", "LanguageModel", "LanguageModelNet",
-           "SyntheticText", "TextFiles", "TinyShakespeare"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nlp_lstm.generation.corpus import SyntheticText
+    from nlp_lstm.generation.data import GenerationDataModule, TextFiles, TinyShakespeare
+    from nlp_lstm.generation.module import LanguageModel
+    from nlp_lstm.generation.net import LanguageModelNet, LMState
+
+_HOMES = {
+    "GenerationDataModule": "nlp_lstm.generation.data",
+    "LMState": "nlp_lstm.generation.net",
+    "LanguageModel": "nlp_lstm.generation.module",
+    "LanguageModelNet": "nlp_lstm.generation.net",
+    "SyntheticText": "nlp_lstm.generation.corpus",
+    "TextFiles": "nlp_lstm.generation.data",
+    "TinyShakespeare": "nlp_lstm.generation.data",
+}
+
+__all__ = [
+    "GenerationDataModule",
+    "LMState",
+    "LanguageModel",
+    "LanguageModelNet",
+    "SyntheticText",
+    "TextFiles",
+    "TinyShakespeare",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -1,7 +1,8 @@
-"""An export directory (``python -m tasks.export``) opened for inference: its manifest, its
-tokenizer(s) and one onnxruntime session per graph, on the execution providers asked for.
+"""An export directory (``nlp-lstm export``) opened for inference: its manifest, its fitted
+state (tokenizers, scalers: JSON a task's runtime class reads) and one onnxruntime session per
+graph, on the execution providers asked for.
 
-Legend: B batch, T time.
+Legend: B batch, T time, F features.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from nlp_lstm.data.tokenizer import Tokenizer
-
 #: The export layout this runtime reads (``nlp_lstm.export.EXPORT_FORMAT``, not imported: that
-#: module imports torch).
-EXPORT_FORMAT = 1
+#: module imports torch). Format 1 (nlp-lstm 0.2.0) named its tokenizers at the top level of the
+#: manifest; it is read as format 2's ``fitted`` state.
+EXPORT_FORMAT = 2
+READS_FORMATS = (1, 2)
 #: Short names of the execution providers (``--provider``); full names are accepted too.
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
@@ -47,18 +48,25 @@ def resolve_providers(providers: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad id sequences: tokens (B, T) int64 and lengths (B,) int64 (as
-    ``nlp_lstm.data.batching.pad_sequences``)."""
-    if not sequences:
+def pad(sequences: Sequence[Any], pad_value: float = 0,
+        dtype: Any = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad sequences of (T_i,) ids or (T_i, F...) features: padded (B, T, ...) of
+    ``dtype`` and lengths (B,) int64 (as ``nlp_lstm.data.batching.pad_sequences``)."""
+    if not len(sequences):
         raise ValueError("cannot pad an empty batch")
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)  # (B,)
+    arrays = [np.asarray(s, dtype=dtype) for s in sequences]
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)  # (B,)
     if int(lengths.min()) < 1:
         raise ValueError("every sequence must hold at least one token")
-    tokens = np.full((len(sequences), int(lengths.max())), pad_id, dtype=np.int64)  # (B, T)
-    for row, seq in enumerate(sequences):
-        tokens[row, : len(seq)] = seq
-    return tokens, lengths
+    features = arrays[0].shape[1:]
+    if any(a.shape[1:] != features for a in arrays):
+        raise ValueError(f"every sequence must have the feature shape {features}, got "
+                         f"{sorted({a.shape[1:] for a in arrays})}")
+    padded = np.full((len(arrays), int(lengths.max()), *features), pad_value,
+                     dtype=dtype)  # (B, T, ...)
+    for row, a in enumerate(arrays):
+        padded[row, : len(a)] = a
+    return padded, lengths
 
 
 class ExportedModel:
@@ -86,9 +94,13 @@ class ExportedModel:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{manifest_path} is not valid JSON ({e})") from None
         found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
-        if found != EXPORT_FORMAT:
+        if found not in READS_FORMATS:
             raise ValueError(f"{manifest_path} has export format {found!r}; this runtime reads "
-                             f"format {EXPORT_FORMAT}: export the checkpoint again")
+                             f"formats {list(READS_FORMATS)}: export the checkpoint again")
+        if found == 1:
+            self.manifest["fitted"] = {
+                name: {"file": self.manifest[name]}
+                for name in ("tokenizer", "target_tokenizer") if name in self.manifest}
         self.task: str = self.manifest["task"]
         if task is not None and self.task != task:
             raise ValueError(f"{self.path} is a {self.task!r} export, expected a {task!r} one")
@@ -109,16 +121,15 @@ class ExportedModel:
             except Exception as e:  # onnxruntime raises its own types for unreadable graphs
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise ValueError(f"cannot load {file}: {reason}") from None
-        self.tokenizer = self._tokenizer("tokenizer")
-        self.target_tokenizer = (self._tokenizer("target_tokenizer")
-                                 if "target_tokenizer" in self.manifest else self.tokenizer)
+        self.fitted: dict[str, str] = {
+            name: self._read(entry["file"]) for name, entry in self.manifest["fitted"].items()}
         self.max_length: int = int(self.manifest["max_length"])
 
-    def _tokenizer(self, key: str) -> Tokenizer:
-        file = self.path / self.manifest[key]
+    def _read(self, name: str) -> str:
+        file = self.path / name
         if not file.is_file():
-            raise ValueError(f"{self.path} lacks {self.manifest[key]}, named in its manifest")
-        return Tokenizer.load(file)
+            raise ValueError(f"{self.path} lacks {name}, named in its manifest")
+        return file.read_text(encoding="utf-8")
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one graph: inputs by name -> outputs by name. Feeds the graph does not read

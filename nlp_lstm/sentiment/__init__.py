@@ -1,11 +1,49 @@
 """Sentiment analysis: labeled text to a class, with a bidirectional LSTM (or a bag of words),
-or a smaller student distilled from one."""
+or a smaller student distilled from one.
 
-from nlp_lstm.sentiment.corpus import SyntheticSentiment
-from nlp_lstm.sentiment.data import SST2, LabeledTSV, SentimentDataModule
-from nlp_lstm.sentiment.distill import Augmentation, DistilledClassifier, TransferSetDataModule
-from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
+The names below load on first use, so that the torch-free modules of this package (its
+ONNX runtime class, its HTTP endpoint) import without torch.
+"""
 
-__all__ = ["SST2", "Augmentation", "BagOfWordsClassifier", "DistilledClassifier", "LabeledTSV",
-           "SentimentClassifier", "SentimentDataModule", "SyntheticSentiment", "TextClassifier",
-           "TransferSetDataModule"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nlp_lstm.sentiment.corpus import SyntheticSentiment
+    from nlp_lstm.sentiment.data import SST2, LabeledTSV, SentimentDataModule
+    from nlp_lstm.sentiment.distill import Augmentation, DistilledClassifier, TransferSetDataModule
+    from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
+
+_HOMES = {
+    "Augmentation": "nlp_lstm.sentiment.distill",
+    "BagOfWordsClassifier": "nlp_lstm.sentiment.module",
+    "DistilledClassifier": "nlp_lstm.sentiment.distill",
+    "LabeledTSV": "nlp_lstm.sentiment.data",
+    "SST2": "nlp_lstm.sentiment.data",
+    "SentimentClassifier": "nlp_lstm.sentiment.module",
+    "SentimentDataModule": "nlp_lstm.sentiment.data",
+    "SyntheticSentiment": "nlp_lstm.sentiment.corpus",
+    "TextClassifier": "nlp_lstm.sentiment.module",
+    "TransferSetDataModule": "nlp_lstm.sentiment.distill",
+}
+
+__all__ = [
+    "SST2",
+    "Augmentation",
+    "BagOfWordsClassifier",
+    "DistilledClassifier",
+    "LabeledTSV",
+    "SentimentClassifier",
+    "SentimentDataModule",
+    "SyntheticSentiment",
+    "TextClassifier",
+    "TransferSetDataModule",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

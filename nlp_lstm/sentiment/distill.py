@@ -34,12 +34,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nlp_lstm.checkpoint import CheckpointError, load_model
 from nlp_lstm.data.base import Source
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.data.tokenizer import TokenizerTrainer
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory
 from nlp_lstm.sentiment.data import SentimentDataModule
-from nlp_lstm.sentiment.module import SentimentClassifier, TextClassifier
+from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
 
 log = logging.getLogger(__name__)
 
@@ -355,10 +356,9 @@ class DistilledClassifier(SentimentClassifier):
 
     def load_teacher(self) -> TextClassifier:
         """The teacher, checked against this student's tokenizer and labels."""
-        from nlp_lstm.checkpoint import CheckpointError, load_model  # the registry imports us
-
         try:
-            teacher = load_model(self.teacher_ckpt, "sentiment")
+            teacher = load_model(self.teacher_ckpt, self.task,
+                                 (SentimentClassifier, BagOfWordsClassifier, DistilledClassifier))
         except CheckpointError as e:
             raise ValueError(f"model.teacher_ckpt: {e}") from None
         if not isinstance(teacher, TextClassifier):

@@ -109,7 +109,7 @@ class TextClassifier(TaskModule):
 
     # ------------------------------------------------------------- inference
     @torch.no_grad()
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """Label raw texts. Returns one ``{"text", "label", "probs"}`` per text and how many
         texts the length guard truncated."""
         guard = LengthGuard(self.max_length)

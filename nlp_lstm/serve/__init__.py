@@ -1,13 +1,28 @@
-"""Serving models over HTTP: a backend interface, dynamic batching, the FastAPI app."""
+"""Serving models over HTTP: a task's endpoint (``endpoint.py``, standard library only), dynamic
+batching, the FastAPI app.
 
-from nlp_lstm.serve.app import ServeSettings, create_app
-from nlp_lstm.serve.backend import (
-    Backend,
-    CheckpointBackend,
-    GenerationRun,
-    OnnxBackend,
-    load_backend,
-)
+The names below load on first use, so that task packages can import ``endpoint`` and
+``validation`` to define their endpoints without importing FastAPI.
+"""
 
-__all__ = ["Backend", "CheckpointBackend", "GenerationRun", "OnnxBackend", "ServeSettings",
-           "create_app", "load_backend"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nlp_lstm.serve.app import create_app
+    from nlp_lstm.serve.backend import Backend
+    from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings
+
+_HOMES = {"create_app": "nlp_lstm.serve.app", "Backend": "nlp_lstm.serve.backend",
+          "Call": "nlp_lstm.serve.endpoint", "Endpoint": "nlp_lstm.serve.endpoint",
+          "ServeSettings": "nlp_lstm.serve.endpoint"}
+
+__all__ = ["Backend", "Call", "Endpoint", "ServeSettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -24,7 +24,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,61 +31,23 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from nlp_lstm.serve.backend import TASK_ENDPOINTS, Backend, GenerationRun
+from nlp_lstm.serve.backend import Backend
 from nlp_lstm.serve.batching import Admission, Batcher, QueueFullError
+from nlp_lstm.serve.endpoint import Call, Run, ServeSettings
 from nlp_lstm.serve.metrics import Metrics, MetricsMiddleware
-from nlp_lstm.serve.validation import (
-    RequestError,
-    boolean,
-    check_fields,
-    integer,
-    invalid,
-    number,
-    read_json,
-    string_list,
-    texts_field,
-)
+from nlp_lstm.serve.validation import RequestError, invalid, read_json
 
 log = logging.getLogger("nlp_lstm.serve")
 
-GENERATE_FIELDS = {"prompt", "max_new_tokens", "temperature", "top_k", "top_p",
-                   "repetition_penalty", "seed", "num_samples", "stop", "stream"}
 RETRY_AFTER_SECONDS = 1
-
-
-@dataclass
-class ServeSettings:
-    """The server's limits. ``max_input_tokens`` None means the model's ``max_length``."""
-
-    max_batch_size: int = 32
-    max_wait_ms: float = 10.0
-    max_input_tokens: int | None = None
-    workers: int = 1
-    max_queue: int = 1024
-    max_body_bytes: int = 1 << 20
-    max_new_tokens: int = 1024
-    max_beam_size: int = 16
-    max_samples: int = 16
-
-    def check(self, backend: Backend) -> None:
-        """ValueError naming the first bad setting."""
-        for name in ("max_batch_size", "workers", "max_queue", "max_body_bytes",
-                     "max_new_tokens", "max_beam_size", "max_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
-        limit = self.max_input_tokens
-        if limit is not None and not 1 <= limit <= backend.max_length:
-            raise ValueError(f"max_input_tokens must be in [1, {backend.max_length}] (the "
-                             f"model's max_length), got {limit}")
 
 
 def create_app(backend: Backend, settings: ServeSettings | None = None) -> FastAPI:
     """The ASGI app serving ``backend``: its task's endpoint, ``/health`` and ``/metrics``."""
     settings = settings or ServeSettings()
-    settings.check(backend)
-    endpoint = TASK_ENDPOINTS[backend.task]
+    settings.check(backend.max_length)
+    endpoint, model = backend.endpoint, backend.model
+    path = endpoint.path
     limit = settings.max_input_tokens or backend.max_length
     metrics = Metrics()
     admission = Admission(settings.max_queue)
@@ -94,31 +55,31 @@ def create_app(backend: Backend, settings: ServeSettings | None = None) -> FastA
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="nlp-lstm-infer")
     batcher: Batcher | None = None
 
-    def run_batch(key: Hashable, texts: list[str]) -> list[dict[str, Any]]:
-        if backend.task == "sentiment":
-            return backend.predict_texts(texts)
-        return backend.translate(texts, key)
+    def run_batch(key: Hashable, inputs: list[Any]) -> list[dict[str, Any]]:
+        return endpoint.run(model, inputs, key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal batcher
-        batcher = Batcher(run_batch, max_batch_size=settings.max_batch_size,
-                          max_wait=settings.max_wait_ms / 1000, admission=admission,
-                          executor=executor, workers=settings.workers,
-                          on_batch=metrics.batch_size.labels(endpoint).observe)
-        batcher.start()
+        if endpoint.run is not None:
+            batcher = Batcher(run_batch, max_batch_size=settings.max_batch_size,
+                              max_wait=settings.max_wait_ms / 1000, admission=admission,
+                              executor=executor, workers=settings.workers,
+                              on_batch=metrics.batch_size.labels(path).observe)
+            batcher.start()
         yield
         # uvicorn calls this after the requests in flight have been answered.
-        await batcher.stop()
+        if batcher is not None:
+            await batcher.stop()
         executor.shutdown(wait=True)
 
     app = FastAPI(title="nlp-lstm", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(MetricsMiddleware, metrics=metrics,
-                       endpoints={endpoint, "/health", "/metrics"})
+                       endpoints={path, "/health", "/metrics"})
 
     def error_response(e: RequestError) -> JSONResponse:
-        metrics.rejected.labels(endpoint, e.reason).inc()
+        metrics.rejected.labels(path, e.reason).inc()
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if e.status == 503 else None
         return JSONResponse(e.body(), status_code=e.status, headers=headers)
 
@@ -137,30 +98,26 @@ def create_app(backend: Backend, settings: ServeSettings | None = None) -> FastA
             return JSONResponse({"error": f"internal error: {type(e).__name__}"},
                                 status_code=500)
 
-    def guard(texts: list[str]) -> None:
-        """The input-length guard: 413 for the first text over ``limit`` tokens."""
-        for i, text in enumerate(texts):
-            n = backend.count_tokens(text)
+    def guard(inputs: list[Any]) -> None:
+        """The input-length guard: 413 for the first input over ``limit``."""
+        for i, item in enumerate(inputs):
+            n = endpoint.length(model, item)
             if n > limit:
-                where = "the prompt" if backend.task == "generation" else f"texts[{i}]"
-                raise RequestError(413, f"{where} has {n} tokens, more than the limit of "
-                                   f"{limit} (--max-input-tokens)", "too_long",
+                raise RequestError(413, f"{endpoint.describe(i)} has {n} {endpoint.unit}, more "
+                                   f"than the limit of {limit} (--max-input-tokens)", "too_long",
                                    limit=limit, length=n, index=i)
-
-    async def body(request: Request) -> dict[str, Any]:
-        return await read_json(request.headers, request.stream(), settings.max_body_bytes)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
         message = e.detail
         if e.status_code in (404, 405):
             message = (f"{request.method} {request.url.path}: {e.detail}; this server has a "
-                       f"{backend.task} model: POST {endpoint}, GET /health, GET /metrics")
+                       f"{backend.task} model: POST {path}, GET /health, GET /metrics")
         return JSONResponse({"error": message}, status_code=e.status_code, headers=e.headers)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "task": backend.task, "endpoint": endpoint,
+        return {"status": "ok", "task": backend.task, "endpoint": path,
                 "max_input_tokens": limit, "max_batch_size": settings.max_batch_size,
                 "pending": admission.pending}
 
@@ -168,72 +125,35 @@ def create_app(backend: Backend, settings: ServeSettings | None = None) -> FastA
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    if backend.task == "sentiment":
-        @app.post("/predict")
-        async def predict(request: Request) -> Response:
-            async def work() -> Response:
-                data = await body(request)
-                check_fields(data, {"texts"}, {"texts"})
-                texts = texts_field(data, settings.max_queue)
-                guard(texts)
-                return JSONResponse({"results": await batcher.submit(texts)})
-            return await answer(work)
+    async def batched(call: Call) -> Response:
+        return JSONResponse({"results": await batcher.submit(call.inputs, key=call.key)})
 
-    elif backend.task == "translation":
-        @app.post("/translate")
-        async def translate(request: Request) -> Response:
-            async def work() -> Response:
-                data = await body(request)
-                check_fields(data, {"texts", "beam_size"}, {"texts"})
-                texts = texts_field(data, settings.max_queue)
-                beam = integer(data, "beam_size", None, 1, settings.max_beam_size, nullable=True)
-                guard(texts)
-                # Texts batch together only with texts of the same beam size.
-                return JSONResponse({"results": await batcher.submit(texts, key=beam)})
-            return await answer(work)
+    async def unbatched(call: Call) -> Response:
+        run = endpoint.start(model, call)  # checks, computes nothing
+        admission.admit(1)  # one request at a time per worker thread
+        metrics.batch_size.labels(path).observe(call.size or len(call.inputs))
+        if call.stream:
+            return StreamingResponse(stream_lines(run), media_type="application/x-ndjson")
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, drain, run)
+        finally:
+            admission.release(1)
+        return JSONResponse({"results": run.results()})
 
-    else:
-        @app.post("/generate")
-        async def generate(request: Request) -> Response:
-            async def work() -> Response:
-                data = await body(request)
-                check_fields(data, GENERATE_FIELDS, set())
-                prompt = data.get("prompt", "")
-                if not isinstance(prompt, str):
-                    raise invalid(f"'prompt' must be a string, got {type(prompt).__name__}")
-                options = {
-                    "max_new_tokens": integer(data, "max_new_tokens", 200, 0,
-                                              settings.max_new_tokens),
-                    "temperature": number(data, "temperature", 1.0),
-                    "top_k": integer(data, "top_k", 0, 0),
-                    "top_p": number(data, "top_p", 1.0),
-                    "repetition_penalty": number(data, "repetition_penalty", 1.0),
-                    "seed": integer(data, "seed", None, nullable=True),
-                    "num_samples": integer(data, "num_samples", 1, 1, settings.max_samples),
-                    "stop": string_list(data, "stop"),
-                }
-                stream = boolean(data, "stream", False)
-                if stream and options["num_samples"] != 1:
-                    raise invalid("'stream' sends one sample as it is generated; got "
-                                  f"num_samples={options['num_samples']}")
-                guard([prompt])
-                run = backend.start_generation(prompt, **options)  # checks, computes nothing
-                admission.admit(1)  # generation runs one request at a time per worker thread
-                metrics.batch_size.labels(endpoint).observe(options["num_samples"])
-                if stream:
-                    return StreamingResponse(stream_lines(run), media_type="application/x-ndjson")
-                try:
-                    await asyncio.get_running_loop().run_in_executor(executor, drain, run)
-                finally:
-                    admission.release(1)
-                return JSONResponse({"results": run.results()})
-            return await answer(work)
+    @app.post(path)
+    async def serve(request: Request) -> Response:
+        async def work() -> Response:
+            data = await read_json(request.headers, request.stream(), settings.max_body_bytes)
+            call = endpoint.parse(data, settings)
+            guard(call.inputs)
+            return await (batched(call) if endpoint.run is not None else unbatched(call))
+        return await answer(work)
 
-    def drain(run: GenerationRun) -> None:
+    def drain(run: Run) -> None:
         for _ in run.pieces:
             pass
 
-    async def stream_lines(run: GenerationRun) -> AsyncIterator[str]:
+    async def stream_lines(run: Run) -> AsyncIterator[str]:
         """NDJSON: ``{"text": piece}`` as the text becomes final, then ``{"done": true,
         "prompt", "text", "tokens", "seconds"}`` (or ``{"error": ...}``)."""
         loop = asyncio.get_running_loop()

@@ -234,7 +234,7 @@ class Seq2SeqTranslator(TaskModule):
             } for h in hyps])
         return results, guard.truncated
 
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         results, truncated = self.translate(texts)
         return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
                 for text, r in zip(texts, results, strict=True)], truncated

@@ -1,9 +1,7 @@
-"""Label texts with a sentiment checkpoint.
+"""``python -m tasks.sentiment.predict --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-]``:
+``nlp-lstm predict`` for a sentiment model."""
 
-    python -m tasks.sentiment.predict --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-]
-"""
-
-from nlp_lstm.predict import main
+from nlp_lstm.commands.predict import main
 
 if __name__ == "__main__":
-    main(task="sentiment")
+    main(prog="python -m tasks.sentiment.predict", task="sentiment")

@@ -1,8 +1,7 @@
-"""Translate text with a checkpoint:
+"""Translate text with a checkpoint or an export (also ``python -m tasks.translation.translate``):
 
-    python -m tasks.translation.translate --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-]
-        [--beam-size N] [--n-best K] [--batch-size N] [--max-length-ratio A]
-        [--attention-png DIR]
+    nlp-lstm translate --ckpt PATH|--onnx DIR [TEXT ...] [--input FILE|-] [--beam-size N]
+        [--n-best K] [--batch-size N] [--max-length-ratio A] [--attention-png DIR]
 
 One JSON object per input line, in order: ``{"source", "translation", "score"}`` plus
 ``"nbest"`` (the K best ``{"translation", "score"}``) with ``--n-best`` > 1. An empty input line
@@ -43,9 +42,10 @@ def attention_png(path: Path, source: Sequence[str], target: Sequence[str], weig
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None,
+         prog: str = "python -m tasks.translation.translate") -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.translation.translate",
+        prog=prog,
         description="Translate texts: one JSON object per input line, in order.")
     add_model_arguments(parser, "translation")
     parser.add_argument("texts", nargs="*", help="sentences to translate")

@@ -1,4 +1,4 @@
-"""Sentiment on an ONNX export: ``predict_texts`` as ``TextClassifier.predict_texts``.
+"""Sentiment on an ONNX export: ``predict`` as ``TextClassifier.predict``.
 
 Legend: B batch, T time, C classes.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_lstm.data.guard import LengthGuard
+from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.runtime.graphs import ExportedModel, pad
 
 
@@ -22,11 +23,11 @@ class OnnxClassifier:
                  threads: int | None = None) -> None:
         self.export = path if isinstance(path, ExportedModel) else ExportedModel(
             path, providers, threads, task=self.task)
-        self.tokenizer = self.export.tokenizer
+        self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
         self.labels: list[str] = list(self.export.manifest["labels"])
         self.max_length = self.export.max_length
 
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """One ``{"text", "label", "probs"}`` per text, and how many texts were truncated."""
         guard = LengthGuard(self.max_length)
         ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]

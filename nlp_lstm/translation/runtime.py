@@ -1,4 +1,4 @@
-"""Translation on an ONNX export: ``translate`` and ``predict_texts`` as
+"""Translation on an ONNX export: ``translate`` and ``predict`` as
 ``Seq2SeqTranslator``'s, greedy or beam search (``nlp_lstm.runtime.decoding``).
 
 Legend: B batch, S source length, L decoder layers, H hidden, V target vocabulary.
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nlp_lstm.data.guard import LengthGuard
+from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.inference import check_decoding, detokenize, max_target_length, token_pieces
 from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.runtime.graphs import ExportedModel, pad
@@ -36,8 +37,9 @@ class OnnxTranslator:
                  threads: int | None = None) -> None:
         self.export = path if isinstance(path, ExportedModel) else ExportedModel(
             path, providers, threads, task=self.task)
-        self.tokenizer = self.export.tokenizer
-        self.target_tokenizer = self.export.target_tokenizer
+        self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
+        target = self.export.fitted.get("target_tokenizer")  # None: a joint vocabulary
+        self.target_tokenizer = Tokenizer.from_json(target) if target else self.tokenizer
         self.max_length = self.export.max_length
         settings = self.export.manifest["decoding"]
         self.beam_size: int = settings["beam_size"]
@@ -93,7 +95,7 @@ class OnnxTranslator:
             } for h in hyps])
         return results, guard.truncated
 
-    def predict_texts(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         results, truncated = self.translate(texts)
         return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
                 for text, r in zip(texts, results, strict=True)], truncated

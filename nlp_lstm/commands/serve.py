@@ -1,5 +1,6 @@
-"""``python -m tasks.serve --ckpt PATH|--onnx DIR [...]``: serve a checkpoint, or an ONNX export on
-onnxruntime, over HTTP (see ``app.py``)."""
+"""``nlp-lstm serve --ckpt PATH|--onnx DIR [...]`` (also ``python -m tasks.serve``): serve a
+checkpoint of any task, or an ONNX export on onnxruntime, over HTTP at its task's endpoint
+(``nlp_lstm.serve``)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,54 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from nlp_lstm.cli import bad_input_exits
+from nlp_lstm.registry import TASKS, checkpoint_task, export_task, load_export
+from nlp_lstm.serve.backend import Backend
 
 GRACEFUL_SHUTDOWN_SECONDS = 60
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def CheckpointBackend(path: str | Path) -> Backend:  # noqa: N802 (reads as the class it builds)
+    """A backend over a PyTorch checkpoint of a registered task."""
+    task = checkpoint_task(path)
+    return Backend(task.name, task.load(path), task.endpoint)
+
+
+def OnnxBackend(path: str | Path, providers: str | Sequence[str] | None = None,  # noqa: N802
+                threads: int | None = None) -> Backend:
+    """A backend over an ONNX export (``nlp-lstm export``) run by ``nlp_lstm.runtime`` on the
+    execution ``providers`` (default CPU)."""
+    model = load_export(path, providers=providers, threads=threads)
+    task = export_task(path)
+    if task is None:
+        raise ValueError(f"{path} is a {model.task!r} export; the server knows the tasks "
+                         f"{sorted(TASKS)}")
+    return Backend(task.name, model, task.endpoint)
+
+
+def load_backend(ckpt: str | Path | None = None, onnx: str | Path | None = None,
+                 providers: str | Sequence[str] | None = None) -> Backend:
+    """The backend for a checkpoint file or (exclusively) an ONNX export directory."""
+    if (ckpt is None) == (onnx is None):
+        raise ValueError("give exactly one of a checkpoint (--ckpt PATH) and an ONNX export "
+                         "(--onnx DIR)")
+    if onnx is not None:
+        return OnnxBackend(onnx, providers)
+    if providers is not None:
+        raise ValueError(f"--provider {providers} applies to --onnx DIR; a checkpoint runs on "
+                         "PyTorch")
+    return CheckpointBackend(ckpt)
+
+
+def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
+    endpoints = ", ".join(f"{t.endpoint.path} ({t.name})" for t in TASKS.values()
+                          if t.endpoint is not None)
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.serve",
-        description="Serve a model over HTTP with dynamic batching: POST /predict (sentiment), "
-                    "/translate (translation) or /generate (generation); GET /health, /metrics.")
+        prog=prog,
+        description=f"Serve a model over HTTP with dynamic batching: POST {endpoints}; "
+                    "GET /health, /metrics.")
     parser.add_argument("--ckpt", help="checkpoint (.ckpt) written by train.py")
     parser.add_argument("--onnx", metavar="DIR",
                         help="instead of --ckpt: an export of python -m tasks.export, served "
@@ -47,13 +85,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.serve") -> None:
+    args = parse_args(argv, prog)
     with bad_input_exits():
         import uvicorn
 
-        from nlp_lstm.serve.app import ServeSettings, create_app
-        from nlp_lstm.serve.backend import load_backend
+        from nlp_lstm.serve.app import create_app
+        from nlp_lstm.serve.endpoint import ServeSettings
 
         if not 0 <= args.port <= 65535:
             raise ValueError(f"--port must be in [0, 65535], got {args.port}")

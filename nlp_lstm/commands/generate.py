@@ -1,6 +1,6 @@
-"""Generate text with a language-model checkpoint:
+"""Generate text with a language model (also ``python -m tasks.generation.generate``):
 
-    python -m tasks.generation.generate --ckpt PATH|--onnx DIR [--prompt TEXT] [--max-new-tokens N]
+    nlp-lstm generate --ckpt PATH|--onnx DIR [--prompt TEXT] [--max-new-tokens N]
         [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
         [--num-samples N] [--stop TEXT ...] [--stream]
 
@@ -21,9 +21,10 @@ from nlp_lstm.cli import bad_input_exits, fail
 from nlp_lstm.predict import add_model_arguments, load_predictor
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None,
+         prog: str = "python -m tasks.generation.generate") -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.generation.generate",
+        prog=prog,
         description="Continue a prompt with a language model: one JSON object per sample, or "
                     "the text as it is generated with --stream.")
     add_model_arguments(parser, "generation")

@@ -1,5 +1,5 @@
 """Generation on an ONNX export: ``start_generation``, ``generate``, ``encode_prompt`` and
-``predict_texts`` as ``LanguageModel``'s: the prompt read in one call of the ``prompt`` graph,
+``predict`` as ``LanguageModel``'s: the prompt read in one call of the ``prompt`` graph,
 then one ``step`` graph call per token with the carried state, sampling in numpy
 (``nlp_lstm.runtime.sampling``), text through the same ``TextStream``.
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.inference import GeneratesText, check_generation, encode_prompt
 from nlp_lstm.runtime.graphs import ExportedModel
 from nlp_lstm.runtime.sampling import iter_sample
@@ -32,7 +33,7 @@ class OnnxLanguageModel(GeneratesText):
                  threads: int | None = None) -> None:
         self.export = path if isinstance(path, ExportedModel) else ExportedModel(
             path, providers, threads, task=self.task)
-        self.tokenizer = self.export.tokenizer
+        self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
         self.max_length = self.export.max_length
         self.separator: str = self.export.manifest["separator"]
         self.state_names: list[str] = list(self.export.manifest["state"])

@@ -1,0 +1,81 @@
+"""The task registry: names to ``Task``s (``nlp_lstm.task``), and loading a checkpoint or an
+export by the task it names.
+
+The one module above the task packages and below the commands: it imports each built-in task's
+``Task``; the generic layers below never import it (they are handed the task's hooks), and
+another package adds a task with ``register``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nlp_lstm.checkpoint import CheckpointError, read_checkpoint
+from nlp_lstm.generation.task import TASK as GENERATION
+from nlp_lstm.module import TaskModule
+from nlp_lstm.sentiment.task import TASK as SENTIMENT
+from nlp_lstm.task import Task
+from nlp_lstm.translation.task import TASK as TRANSLATION
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add (or replace) a task; returns it."""
+    TASKS[task.name] = task
+    return task
+
+
+def unregister(name: str) -> None:
+    TASKS.pop(name, None)
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+for _task in (SENTIMENT, TRANSLATION, GENERATION):
+    register(_task)
+
+
+def checkpoint_task(path: str | Path) -> Task:
+    """The registered task a checkpoint was written by."""
+    name = read_checkpoint(path)["nlp_lstm"].get("task")
+    if name not in TASKS:
+        raise CheckpointError(f"{path} is a {name!r} checkpoint; known tasks: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def load_model(path: str | Path, task: str | None = None) -> TaskModule:
+    """The model of checkpoint ``path``, in eval mode, on CPU; ``task``: if given, a
+    CheckpointError unless the checkpoint is of that task."""
+    if task is not None:
+        return get_task(task).load(path)
+    return checkpoint_task(path).load(path)
+
+
+def export_task(path: str | Path) -> Task | None:
+    """The registered task of an export directory (its manifest's ``task``)."""
+    manifest = Path(path) / "manifest.json"
+    try:
+        name = json.loads(manifest.read_text(encoding="utf-8")).get("task")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        name = None  # the runtime names the problem
+    return TASKS.get(name) if name is not None else None
+
+
+def load_export(path: str | Path, providers: str | Sequence[str] | None = None,
+                threads: int | None = None, task: str | None = None) -> Any:
+    """The runtime model of an export directory (``nlp_lstm.runtime``), with the registered
+    task's runtime class (a task registered in this process needs no entry point)."""
+    from nlp_lstm import runtime
+
+    found = export_task(path)
+    model_class = found.runtime if found is not None else None
+    return runtime.load(path, providers=providers, threads=threads, task=task,
+                        model_class=model_class)
