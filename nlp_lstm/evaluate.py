@@ -44,9 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         f"{cfg.split}/{key.split('/', 1)[1]}": float(value) for key, value in sorted(raw.items())
     }
     metrics.update({f"{cfg.split}/{name}": value for name, value in model.results.items()})
-    # Streams of a language model count tokens; every other data set counts examples.
-    unit, count = (("tokens", loader.dataset.num_tokens) if hasattr(loader.dataset, "num_tokens")
-                   else ("examples", len(loader.dataset)))
+    unit, count = datamodule.evaluation_size(loader)  # e.g. examples, or a stream's tokens
     metrics[unit] = count
     metrics["seconds"] = round(seconds, 3)
     metrics[f"{unit}_per_second"] = round(count / seconds, 1)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -122,3 +126,32 @@ def server() -> Iterator[HTTPFiles]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(backend: Any, **settings: Any) -> Iterator[str]:
+    """The app in a uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
+    from nlp_lstm.serve import ServeSettings, create_app
+
+    config = uvicorn.Config(create_app(backend, ServeSettings(**settings)), host="127.0.0.1",
+                            port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

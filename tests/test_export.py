@@ -364,9 +364,9 @@ def test_every_graph_passes_the_checker_and_the_manifest_describes_it(exports, l
                                              "attention"])}}
     for task, path in [*exports.items(), ("generation", lm_export)]:
         manifest = json.loads((path / "manifest.json").read_text())
-        assert manifest["task"] == task and manifest["format"] == 1
+        assert manifest["task"] == task and manifest["format"] == 2
         assert manifest["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
-        assert (path / manifest["tokenizer"]).is_file()
+        assert (path / manifest["fitted"]["tokenizer"]["file"]).is_file()
         for name, graph in manifest["graphs"].items():
             model = onnx.load(str(path / graph["file"]))
             onnx.checker.check_model(model, full_check=True)
@@ -550,7 +550,7 @@ def test_the_server_serves_an_export(exports, lm_export, one_thread):
     with serving(translation) as url:
         r = httpx.post(f"{url}/translate", json={"texts": sources, "beam_size": 3})
         assert r.status_code == 200
-        assert r.json()["results"] == translation.translate(sources, 3)
+        assert r.json()["results"] == translation.endpoint.run(translation.model, sources, 3)
     generation = OnnxBackend(lm_export, threads=1)
     request = {"prompt": "the", "max_new_tokens": 30, "temperature": 0.8, "top_k": 5,
                "seed": 7, "num_samples": 2}

@@ -9,23 +9,18 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from conftest import ROOT, compose_train
+from conftest import ROOT, compose_train, free_port, serving
 
 from nlp_lstm.commands.serve import CheckpointBackend
 from nlp_lstm.commands.serve import main as serve_main
-from nlp_lstm.serve import ServeSettings, create_app
 from nlp_lstm.train import train
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
@@ -41,31 +36,6 @@ GENERATION = ["task=generation", "data.source.num_documents=120", "data.batch_si
               "trainer.max_epochs=1", *QUIET]
 TEXTS = ["the plot was not good .", "the acting was dull at first , but brilliant in the end .",
          "although the cast was superb , the script was awful .", "this film is great ."]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(backend: Any, **settings: Any) -> Iterator[str]:
-    """The app in a uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
-    config = uvicorn.Config(create_app(backend, ServeSettings(**settings)), host="127.0.0.1",
-                            port=free_port(), log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 def trained(tmp_path_factory: pytest.TempPathFactory, name: str, overrides: list[str]) -> Path:
