@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from nlp_lstm.module import quiet_loops
 from nlp_lstm.registry import get_task
 from nlp_lstm.report import print_metrics
 from nlp_lstm.task import Task
@@ -35,8 +35,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                          enable_model_summary=False)
     loader = datamodule.dataloader(cfg.split)
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    with quiet_loops():
         raw = trainer.test(model, dataloaders=loader, verbose=False)[0]
     seconds = time.perf_counter() - start
     # test_step logs under "test/"; name the metrics after the split that was evaluated.

@@ -8,7 +8,9 @@ metrics, optimizer and tokenizer(s), takes plain hyperparameters and calls
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -17,6 +19,20 @@ import torch
 from nlp_lstm import __version__
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+#: Warnings Lightning's loops raise that say nothing to our users: Lightning 2.6 trips over a
+#: deprecation in torch's pytree on every batch it fetches, and asks for DataLoader workers that
+#: would only slow our in-memory batches.
+LOOP_NOISE = (r".*isinstance\(treespec, LeafSpec\)", r".*does not have many workers.*")
+
+
+@contextlib.contextmanager
+def quiet_loops() -> Iterator[None]:
+    """Run Lightning's fit, validate or test loops without ``LOOP_NOISE``."""
+    with warnings.catch_warnings():
+        for message in LOOP_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 #: The layout of checkpoints this version writes and reads. Format 1 (nlp-lstm 0.1) stored the

@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
 from nlp_lstm.cli import check_encoder_choice
+from nlp_lstm.module import quiet_loops
 from nlp_lstm.precision import check_precision
 from nlp_lstm.registry import get_task
 from nlp_lstm.report import print_metrics
@@ -53,19 +54,20 @@ def train(cfg: DictConfig) -> float | None:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
     # Our checkpoints hold tensors and plain data only: load them that way, also to resume.
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    if trainer.interrupted or trainer.fast_dev_run:
-        return None
+    with quiet_loops():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        if trainer.interrupted or trainer.fast_dev_run:
+            return None
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    ckpt = best or None  # without a checkpoint callback, report the final weights
-    trainer.loggers = []  # the final evaluation goes to metrics.json, not into the curves
-    metrics: dict[str, Any] = dict(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt,
-                                                    verbose=False, weights_only=True)[0])
-    if cfg.get("test") and "test" in datamodule.splits:
-        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
-                                    weights_only=True)[0])
-        metrics.update({f"test/{name}": value for name, value in model.results.items()})
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt = best or None  # without a checkpoint callback, report the final weights
+        trainer.loggers = []  # the final evaluation goes to metrics.json, not into the curves
+        metrics: dict[str, Any] = dict(trainer.validate(
+            model, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True)[0])
+        if cfg.get("test") and "test" in datamodule.splits:
+            metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
+                                        weights_only=True)[0])
+            metrics.update({f"test/{name}": value for name, value in model.results.items()})
     metrics = {k: _number(v) for k, v in sorted(metrics.items())}
     if datamodule.truncated:
         metrics["truncated_examples"] = datamodule.truncated
