@@ -212,3 +212,57 @@ def test_train_with_an_encoder_the_model_lacks_exits_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "takes encoder=lstm | gru" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "config.yaml").exists()  # refused before anything is written
+
+
+# ------------------------------------------------------- the nlp-lstm console script
+def nlp_lstm(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The installed console script (next to this interpreter), in a fresh process."""
+    script = Path(sys.executable).parent / "nlp-lstm"
+    return subprocess.run([str(script), *args], cwd=ROOT, input=stdin, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "NLP_LSTM_DEBUG": ""})
+
+
+def test_the_console_script_lists_its_commands_and_refuses_unknown_ones():
+    listed = nlp_lstm("--help")
+    assert listed.returncode == 0
+    for command in ("train", "eval", "predict", "translate", "generate", "export", "serve",
+                    "data-stats", "plot"):
+        assert f"  {command} " in listed.stdout
+    unknown = nlp_lstm("fit")
+    assert unknown.returncode == 2 and "unknown command 'fit'" in unknown.stderr
+
+
+def test_the_console_script_evaluates_and_predicts_any_task(checkpoint, tmp_path):
+    """eval without task= reads it from the checkpoint; predict serves every task."""
+    ev = nlp_lstm("eval", f"ckpt_path={checkpoint}", "data.source.num_examples=600",
+                  "split=val", f"output={tmp_path / 'e.json'}")
+    assert ev.returncode == 0, ev.stderr
+    metrics = json.loads(ev.stdout.strip().splitlines()[-1])
+    assert metrics == json.loads((tmp_path / "e.json").read_text()) and "val/acc" in metrics
+    pr = nlp_lstm("predict", "--ckpt", str(checkpoint), "The plot was not good.")
+    assert pr.returncode == 0, pr.stderr
+    assert json.loads(pr.stdout)["text"] == "The plot was not good."
+    bad = nlp_lstm("predict", "--ckpt", str(checkpoint), " ")
+    assert bad.returncode == 2 and "argument 1 is empty or whitespace" in bad.stderr
+
+
+def test_train_runs_through_train_py_and_the_console_script(tmp_path):
+    for command in ([sys.executable, "train.py"], [str(Path(sys.executable).parent / "nlp-lstm"),
+                                                   "train"]):
+        out = tmp_path / command[-1].replace(".", "_")
+        proc = subprocess.run([*command, "debug=fdr", "trainer.accelerator=cpu",
+                               f"hydra.run.dir={out}", f"paths.output_dir={out}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert (out / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("module", ["tasks.sentiment.eval", "tasks.translation.eval",
+                                    "tasks.generation.eval", "tasks.sentiment.predict",
+                                    "tasks.translation.translate", "tasks.generation.generate",
+                                    "tasks.export", "tasks.serve", "tasks.plot",
+                                    "tasks.data_stats"])
+def test_every_documented_module_command_still_answers(module):
+    proc = run_module(module, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import ROOT, compose_train
-from test_serve import serving, without_seconds
+from conftest import ROOT, compose_train, serving
+from test_serve import without_seconds
 
 from nlp_lstm import __version__, runtime
 from nlp_lstm.commands.export import export
@@ -534,6 +535,30 @@ def test_runtime_refuses_what_is_not_an_export(tmp_path, exports):
                                       else f.read_bytes())
     with pytest.raises(ValueError, match=r"cannot load .*model\.onnx"):
         runtime.load(broken)
+
+
+def format_1(export: Path, out: Path) -> Path:
+    """A copy of ``export`` laid out as nlp-lstm 0.2.0 wrote exports (format 1): the tokenizer
+    files named at the top level of the manifest, no ``fitted`` entry."""
+    shutil.copytree(export, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name, entry in manifest.pop("fitted").items():
+        manifest[name] = entry["file"]
+    manifest["format"] = 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_an_export_of_the_previous_format_still_loads(tmp_path, exports):
+    texts = ["the plot was not good .", "this film is great ."]
+    old = runtime.load(format_1(exports["sentiment"], tmp_path / "s1"), threads=1)
+    assert old.predict(texts) == runtime.load(exports["sentiment"], threads=1).predict(texts)
+    sources = ["A queen cries under this house."]
+    old = runtime.load(format_1(exports["translation"], tmp_path / "t1"), threads=1)
+    new = runtime.load(exports["translation"], threads=1)
+    [a], [b] = old.translate(sources, beam_size=2)[0], new.translate(sources, beam_size=2)[0]
+    assert [(h["translation"], h["score"]) for h in a] == [(h["translation"], h["score"])
+                                                            for h in b]
 
 
 # ----------------------------------------------------------------- serving
