@@ -10,8 +10,11 @@ Legend: S source length.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
+
+from nlp_lstm.data.guard import LengthGuard
+from nlp_lstm.text_stream import TextStream
 
 Number = TypeVar("Number")
 
@@ -134,24 +137,121 @@ def token_pieces(tokenizer: TargetTokenizer, tokens: Sequence[int]) -> list[str]
     return ["<eos>" if t == tokenizer.eos_id else tokenizer.decode([t]) for t in tokens]
 
 
-# ------------------------------------------------------------------ generation results
-class GeneratesText:
-    """``generate`` and ``predict`` of a language model (the PyTorch module and the ONNX
-    runtime's), from its ``start_generation`` and ``encode_prompt``."""
+def best_translations(texts: Sequence[str],
+                      hypotheses: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per source text, its best hypothesis (``translate``'s first) as ``{"source",
+    "translation", "score"}``: what ``predict`` and the HTTP endpoint answer."""
+    return [{"source": text, "translation": hyps[0]["translation"], "score": hyps[0]["score"]}
+            for text, hyps in zip(texts, hypotheses, strict=True)]
 
-    def start_generation(self, prompt: str, **settings: Any) -> tuple[list[Any], Iterator[Any]]:
+
+class TranslatesText:
+    """``translate`` and ``predict`` of a translation model (the PyTorch module and the ONNX
+    runtime's), from its tokenizers, ``max_length`` and ``_decode_ids``: its own batched
+    greedy or beam search."""
+
+    tokenizer: Any
+    target_tokenizer: Any
+    max_length: int
+
+    def _decode_ids(self, ids: list[list[int]], *, beam_size: int | None, n_best: int,
+                    max_length_ratio: float | None) -> list[list[Any]]:
+        """Source ids per sentence -> its ``n_best`` hypotheses (``tokens``, ``score``,
+        ``attention`` (T, S) or None), best first."""
         raise NotImplementedError
+
+    def _attention(self, weights: Any, length: int) -> Any:
+        """A hypothesis' attention over the first ``length`` source positions, as returned."""
+        return weights[:, :length]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Target ids (a hypothesis, <eos> last or not) -> text."""
+        return detokenize(self.target_tokenizer, tokens)
+
+    def translate(self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
+                  max_length_ratio: float | None = None
+                  ) -> tuple[list[list[dict[str, Any]]], int]:
+        """Translate raw sentences (none empty). Returns per sentence its ``n_best``
+        translations ``{"translation", "score", "tokens", "source_tokens", "attention"}``, best
+        first, and how many sources were cut at ``max_length`` tokens."""
+        guard = LengthGuard(self.max_length)
+        ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
+        hypotheses = self._decode_ids(ids, beam_size=beam_size, n_best=n_best,
+                                      max_length_ratio=max_length_ratio)
+        results = [[{
+            "translation": self.detokenize(h.tokens), "score": h.score,
+            "tokens": token_pieces(self.target_tokenizer, h.tokens),
+            "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
+            "attention": None if h.attention is None else self._attention(h.attention,
+                                                                          len(sentence)),
+        } for h in hyps] for sentence, hyps in zip(ids, hypotheses, strict=True)]
+        return results, guard.truncated
+
+    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """The best translation of each text (the model's decoding settings), and how many
+        sources were cut."""
+        hypotheses, truncated = self.translate(texts)
+        return best_translations(texts, hypotheses), truncated
+
+
+# ------------------------------------------------------------------ generation results
+def pieces(streams: list[TextStream], steps: Iterable[Sequence[int]]) -> Iterator[list[str]]:
+    """Each step's tokens (one per stream) pushed into the streams: per step, the text each
+    added; ends when every stream is done, else flushes them after the last step."""
+    for tokens in steps:
+        yield [stream.push(t) for stream, t in zip(streams, tokens, strict=True)]
+        if all(stream.done for stream in streams):
+            return
+    yield [stream.finish() for stream in streams]
+
+
+class GeneratesText:
+    """``start_generation``, ``generate`` and ``predict`` of a language model (the PyTorch
+    module and the ONNX runtime's), from its ``encode_prompt``, its ``tokenizer`` and its
+    ``_pieces``: the sampling loop over its own tensors."""
+
+    tokenizer: Any
 
     def encode_prompt(self, prompt: str) -> tuple[list[int], int]:
         raise NotImplementedError
+
+    def _pieces(self, ids: list[int], streams: list[TextStream],
+                settings: dict[str, Any]) -> Iterator[list[str]]:
+        """Continue the prompt ``ids`` once per stream with the sampling ``settings`` (seed
+        included), yielding ``pieces(streams, tokens)`` of each step's tokens."""
+        raise NotImplementedError
+
+    def start_generation(self, prompt: str = "", *, max_new_tokens: int = 200,
+                         temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                         repetition_penalty: float = 1.0, seed: int | None = None,
+                         num_samples: int = 1, stop: Sequence[str] = (),
+                         ) -> tuple[list[TextStream], Iterator[list[str]]]:
+        """Check the arguments and the prompt, then return one ``TextStream`` per sample and an
+        iterator that continues ``prompt`` ``num_samples`` times at once, yielding after every
+        step the text each sample added ("" where nothing became final); the streams hold the
+        whole texts. Nothing is computed before the iterator is advanced.
+
+        The prompt is read in one call, then each token is one step with the carried state (no
+        re-reading). A sample ends at ``<eos>``, at a stop string (not included) or after
+        ``max_new_tokens`` tokens. Temperature 0 is greedy; ``seed`` makes the samples
+        reproducible (on the same machine and library versions)."""
+        check_generation(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                         top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                         num_samples=num_samples, stop=stop)
+        ids, _ = self.encode_prompt(prompt)
+        streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
+        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                    "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
+                    "seed": seed}
+        return streams, self._pieces(ids, streams, settings)
 
     def generate(self, prompt: str = "", **settings: Any) -> list[dict[str, Any]]:
         """Run ``start_generation`` (same arguments) to the end: per sample ``{"prompt",
         "text", "tokens", "seconds"}``, ``tokens`` the tokens it generated (its ``<eos>`` or
         stop string included), ``seconds`` the wall time of the whole batch of samples."""
         start = time.perf_counter()
-        streams, pieces = self.start_generation(prompt, **settings)
-        for _ in pieces:
+        streams, steps = self.start_generation(prompt, **settings)
+        for _ in steps:
             pass
         seconds = round(time.perf_counter() - start, 4)
         return [{"prompt": prompt, "text": s.text, "tokens": s.tokens, "seconds": seconds}

@@ -16,9 +16,10 @@ from nlp_lstm.registry import TASKS, checkpoint_task, get_task, load_export
 from nlp_lstm.task import text_input
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, task: str | None = None) -> None:
-    """``--ckpt PATH`` or ``--onnx DIR`` (exactly one, checked by ``load_predictor``), and
-    ``--provider`` for ``--onnx``."""
+def add_model_arguments(parser: argparse.ArgumentParser, task: str | None = None,
+                        quantize: bool = True) -> None:
+    """``--ckpt PATH`` or ``--onnx DIR`` (exactly one, checked by ``load_predictor``),
+    ``--provider`` for ``--onnx`` and, with ``quantize``, ``--quantize`` for ``--ckpt``."""
     parser.add_argument("--ckpt", help=f"{task or 'a'} checkpoint (.ckpt) written by train.py")
     parser.add_argument("--onnx", metavar="DIR",
                         help="instead of --ckpt: an export of python -m tasks.export, run with "
@@ -26,6 +27,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, task: str | None = None
     parser.add_argument("--provider", default=None, metavar="NAME",
                         help="with --onnx: the onnxruntime execution provider, cpu (default), "
                              "cuda or tensorrt (onnxruntime-gpu)")
+    if not quantize:
+        return
     parser.add_argument("--quantize", default=None, metavar="int8",
                         help="with --ckpt: int8 dynamic quantization of the network on CPU "
                              "(torch.ao); an export is quantized by tasks.export --quantize")

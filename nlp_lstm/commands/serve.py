@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nlp_lstm.cli import bad_input_exits
+from nlp_lstm.predict import add_model_arguments
 from nlp_lstm.registry import TASKS, checkpoint_task, export_task, load_export
 from nlp_lstm.serve.backend import Backend
 
@@ -56,13 +57,7 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
         prog=prog,
         description=f"Serve a model over HTTP with dynamic batching: POST {endpoints}; "
                     "GET /health, /metrics.")
-    parser.add_argument("--ckpt", help="checkpoint (.ckpt) written by train.py")
-    parser.add_argument("--onnx", metavar="DIR",
-                        help="instead of --ckpt: an export of python -m tasks.export, served "
-                             "with onnxruntime")
-    parser.add_argument("--provider", default=None, metavar="NAME",
-                        help="with --onnx: the execution provider, cpu (default), cuda or "
-                             "tensorrt")
+    add_model_arguments(parser, quantize=False)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)

@@ -10,8 +10,9 @@ uses them and must not pull in torch or Lightning.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nlp_lstm.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from nlp_lstm.data.base import DataModule, Source, TextDataModule
@@ -25,8 +26,4 @@ _HOMES = {"DataError": "nlp_lstm.data.errors", "DataModule": "nlp_lstm.data.base
 __all__ = ["DataError", "DataModule", "Source", "TextDataModule", "Tokenizer",
            "TokenizerTrainer"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -23,7 +23,7 @@ Legend: B batch, T time, V vocab, P prompt length, N generated tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -32,7 +32,7 @@ from torchmetrics import SumMetric
 
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.generation.net import LanguageModelNet, LMState
-from nlp_lstm.inference import GeneratesText, check_generation, encode_prompt
+from nlp_lstm.inference import GeneratesText, encode_prompt, pieces
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
@@ -179,41 +179,11 @@ class LanguageModel(GeneratesText, TaskModule):
                                                                       self.net.context)
         return encode_prompt(self.tokenizer, prompt, self.separator, limit)
 
-    def start_generation(
-        self,
-        prompt: str = "",
-        *,
-        max_new_tokens: int = 200,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
-        seed: int | None = None,
-        num_samples: int = 1,
-        stop: Sequence[str] = (),
-    ) -> tuple[list[TextStream], Iterator[list[str]]]:
-        """Check the arguments and the prompt, then return one ``TextStream`` per sample and an
-        iterator that continues ``prompt`` ``num_samples`` times at once, yielding after every
-        step the text each sample added ("" where nothing became final); the streams hold the
-        whole texts. Nothing is computed before the iterator is advanced.
-
-        The prompt is read in one forward call, then each token is one ``step`` with the
-        carried state (no re-reading). A sample ends at ``<eos>``, at a stop string (not
-        included) or after ``max_new_tokens`` tokens. Temperature 0 is greedy; ``seed`` makes
-        the samples reproducible (on the same machine and torch version)."""
-        check_generation(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                         top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
-                         num_samples=num_samples, stop=stop)
-        ids, _ = self.encode_prompt(prompt)
-        streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
-        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,
-                    "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty}
-        return streams, self._pieces(ids, streams, seed, settings)
-
     @torch.no_grad()
-    def _pieces(self, ids: list[int], streams: list[TextStream], seed: int | None,
+    def _pieces(self, ids: list[int], streams: list[TextStream],
                 settings: dict[str, Any]) -> Iterator[list[str]]:
         self.eval()
+        seed = settings.pop("seed")
         n = len(streams)
         prompt_ids = torch.tensor([ids], device=self.device)  # (1, P)
         logits, state = self.net.prompt(prompt_ids)  # (1, V)
@@ -225,8 +195,4 @@ class LanguageModel(GeneratesText, TaskModule):
         steps = iter_sample(self.net.step, state, logits, prompt_ids=prompt_ids.expand(n, -1),
                             eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
                             generator=generator, **settings)
-        for tokens in steps:  # (n,)
-            yield [stream.push(t) for stream, t in zip(streams, tokens.tolist(), strict=True)]
-            if all(stream.done for stream in streams):
-                return
-        yield [stream.finish() for stream in streams]
+        yield from pieces(streams, (tokens.tolist() for tokens in steps))  # tokens (n,)

@@ -8,14 +8,14 @@ Legend: B batch (samples), P prompt length, L layers, H hidden, W attention wind
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.inference import GeneratesText, check_generation, encode_prompt
+from nlp_lstm.inference import GeneratesText, encode_prompt, pieces
 from nlp_lstm.runtime.graphs import ExportedModel
 from nlp_lstm.runtime.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
@@ -47,24 +47,6 @@ class OnnxLanguageModel(GeneratesText):
         out = self.export.run("step", {"token": tokens, **state})
         return out["logits"], {name: out[f"{name}_out"] for name in self.state_names}
 
-    def start_generation(self, prompt: str = "", *, max_new_tokens: int = 200,
-                         temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                         repetition_penalty: float = 1.0, seed: int | None = None,
-                         num_samples: int = 1, stop: Sequence[str] = (),
-                         ) -> tuple[list[TextStream], Iterator[list[str]]]:
-        """Check the settings and the prompt, then one ``TextStream`` per sample and an
-        iterator yielding after every step the text each sample added; nothing is computed
-        before it is advanced (``LanguageModel.start_generation``)."""
-        check_generation(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                         top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
-                         num_samples=num_samples, stop=stop)
-        ids, _ = self.encode_prompt(prompt)
-        streams = [TextStream(self.tokenizer, stop) for _ in range(num_samples)]
-        settings = {"max_new_tokens": max_new_tokens, "temperature": temperature,
-                    "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
-                    "seed": seed}
-        return streams, self._pieces(ids, streams, settings)
-
     def _pieces(self, ids: list[int], streams: list[TextStream],
                 settings: dict[str, Any]) -> Iterator[list[str]]:
         n = len(streams)
@@ -76,8 +58,4 @@ class OnnxLanguageModel(GeneratesText):
         steps = iter_sample(self._step, state, logits, prompt_ids=np.repeat(prompt_ids, n, 0),
                             eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
                             **settings)
-        for tokens in steps:  # (n,)
-            yield [stream.push(t) for stream, t in zip(streams, tokens.tolist(), strict=True)]
-            if all(stream.done for stream in streams):
-                return
-        yield [stream.finish() for stream in streams]
+        yield from pieces(streams, (tokens.tolist() for tokens in steps))  # tokens (n,)

@@ -254,11 +254,12 @@ class LSTMEncoder(nn.Module):
                 and (lengths is not None or x.size(0) * x.size(1) == 1)):
             # Unequal lengths on CPU: the fused kernel either runs packed (slow per-step path) or
             # padded (oneDNN, about 4x the memory of packed nn.LSTM); our packed loop beats both
-            # in time and memory (benchmarks/results/RESULTS.md). One step of one sequence (generating):
-            # oneDNN lays the weights out afresh on every call, 2-6x the cost of our step at
-            # H = 256-512 (benchmarks/compare, section 5). Not under autocast on a CPU without
-            # the low-precision LSTM: it lacks fast low-precision matmuls too, and the loop in
-            # bfloat16 took 20x the time of the padded kernel in float32 (benchmarks/autocast.py).
+            # in time and memory (benchmarks/results/RESULTS.md). One step of one sequence
+            # (generating): oneDNN lays the weights out afresh on every call, 2-6x the cost of
+            # our step at H = 256-512 (benchmarks/compare, section 5). Not under autocast on a
+            # CPU without the low-precision LSTM: it lacks fast low-precision matmuls too, and
+            # the loop in bfloat16 took 20x the time of the padded kernel in float32
+            # (benchmarks/autocast.py).
             return "fused" if self._autocast_fallback(x) else "loop"
         return "fused"
 

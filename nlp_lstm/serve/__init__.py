@@ -7,8 +7,9 @@ The names below load on first use, so that task packages can import ``endpoint``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nlp_lstm.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from nlp_lstm.serve.app import create_app
@@ -21,8 +22,4 @@ _HOMES = {"create_app": "nlp_lstm.serve.app", "Backend": "nlp_lstm.serve.backend
 
 __all__ = ["Backend", "Call", "Endpoint", "ServeSettings", "create_app"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -6,8 +6,9 @@ ONNX runtime class, its HTTP endpoint) import without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nlp_lstm.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from nlp_lstm.translation.corpus import SyntheticTranslation
@@ -33,8 +34,4 @@ __all__ = [
     "TranslationDataModule",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

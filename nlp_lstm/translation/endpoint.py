@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from nlp_lstm.inference import best_translations
 from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings, text_length
 from nlp_lstm.serve.validation import check_fields, integer, texts_field
 
@@ -19,10 +20,8 @@ def parse(data: Mapping[str, Any], settings: ServeSettings) -> Call:
 
 
 def run(model: Any, texts: list[str], beam_size: Hashable) -> list[dict[str, Any]]:
-    # The same fields as Seq2SeqTranslator.predict, with a beam size of choice.
-    results, _ = model.translate(texts, beam_size=beam_size)
-    return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
-            for text, r in zip(texts, results, strict=True)]
+    # The same fields as the model's predict, with a beam size of choice.
+    return best_translations(texts, model.translate(texts, beam_size=beam_size)[0])
 
 
 ENDPOINT = Endpoint("/translate", parse=parse, length=text_length, run=run)

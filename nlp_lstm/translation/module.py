@@ -22,9 +22,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from nlp_lstm.data.batching import LengthGuard, pad_sequences
+from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.inference import check_decoding, detokenize, token_pieces
+from nlp_lstm.inference import TranslatesText, check_decoding
 from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.masking import lengths_to_mask
@@ -51,7 +51,7 @@ def _gather(items: list[Any]) -> list[Any]:
     return [item for part in parts for item in part]
 
 
-class Seq2SeqTranslator(TaskModule):
+class Seq2SeqTranslator(TranslatesText, TaskModule):
     """Attention seq2seq translation on the shared LSTM encoder.
 
     Args:
@@ -204,37 +204,11 @@ class Seq2SeqTranslator(TaskModule):
                            max_lengths=max_lengths, beam_size=beam, n_best=n_best,
                            length_penalty_alpha=self.length_penalty, **ids)
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        """Target ids (a hypothesis, <eos> last or not) -> text."""
-        return detokenize(self.target_tokenizer, tokens)
-
     @torch.no_grad()
-    def translate(
-        self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
-        max_length_ratio: float | None = None,
-    ) -> tuple[list[list[dict[str, Any]]], int]:
-        """Translate raw sentences (none empty). Returns per sentence its ``n_best``
-        translations ``{"translation", "score", "tokens", "source_tokens", "attention"}``, best
-        first, and how many sources were cut at ``max_length`` tokens."""
+    def _decode_ids(self, ids: list[list[int]], **settings: Any) -> list[list[Hypothesis]]:
         self.eval()
-        guard = LengthGuard(self.max_length)
-        ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
         src, src_lengths = pad_sequences(ids, self.tokenizer.pad_id)  # (B, S), (B,)
-        results = []
-        for sentence, hyps in zip(ids, self.decode(src, src_lengths, beam_size=beam_size,
-                                                   n_best=n_best,
-                                                   max_length_ratio=max_length_ratio),
-                                  strict=True):
-            results.append([{
-                "translation": self.detokenize(h.tokens), "score": h.score,
-                "tokens": token_pieces(self.target_tokenizer, h.tokens),
-                "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
-                "attention": None if h.attention is None
-                else h.attention[:, : len(sentence)].float().cpu(),
-            } for h in hyps])
-        return results, guard.truncated
+        return self.decode(src, src_lengths, **settings)
 
-    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
-        results, truncated = self.translate(texts)
-        return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
-                for text, r in zip(texts, results, strict=True)], truncated
+    def _attention(self, weights: torch.Tensor, length: int) -> torch.Tensor:
+        return weights[:, :length].float().cpu()

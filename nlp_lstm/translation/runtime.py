@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from nlp_lstm.data.guard import LengthGuard
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.inference import check_decoding, detokenize, max_target_length, token_pieces
+from nlp_lstm.inference import (
+    TranslatesText,
+    check_decoding,
+    max_target_length,
+)
 from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.runtime.graphs import ExportedModel, pad
 
@@ -28,7 +31,7 @@ def select(state: State, index: np.ndarray) -> State:
     return {name: value.take(index, axis=BATCH_AXIS.get(name, 0)) for name, value in state.items()}
 
 
-class OnnxTranslator:
+class OnnxTranslator(TranslatesText):
     """A translation export (``encoder`` and one-step ``decoder`` graphs)."""
 
     task = "translation"
@@ -71,31 +74,5 @@ class OnnxTranslator:
                            beam_size=beam, n_best=n_best,
                            length_penalty_alpha=self.length_penalty, **special)
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        """Target ids (a hypothesis, <eos> last or not) -> text."""
-        return detokenize(self.target_tokenizer, tokens)
-
-    def translate(self, texts: Sequence[str], *, beam_size: int | None = None, n_best: int = 1,
-                  max_length_ratio: float | None = None
-                  ) -> tuple[list[list[dict[str, Any]]], int]:
-        """Per sentence its ``n_best`` translations ``{"translation", "score", "tokens",
-        "source_tokens", "attention"}`` (attention a (T, S) array), and how many sources were
-        cut at ``max_length`` tokens."""
-        guard = LengthGuard(self.max_length)
-        ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
-        results = []
-        for sentence, hyps in zip(ids, self.decode(ids, beam_size=beam_size, n_best=n_best,
-                                                   max_length_ratio=max_length_ratio),
-                                  strict=True):
-            results.append([{
-                "translation": self.detokenize(h.tokens), "score": h.score,
-                "tokens": token_pieces(self.target_tokenizer, h.tokens),
-                "source_tokens": [self.tokenizer.decode([t]) for t in sentence],
-                "attention": None if h.attention is None else h.attention[:, : len(sentence)],
-            } for h in hyps])
-        return results, guard.truncated
-
-    def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
-        results, truncated = self.translate(texts)
-        return [{"source": text, "translation": r[0]["translation"], "score": r[0]["score"]}
-                for text, r in zip(texts, results, strict=True)], truncated
+    def _decode_ids(self, ids: list[list[int]], **settings: Any) -> list[list[Hypothesis]]:
+        return self.decode(ids, **settings)
