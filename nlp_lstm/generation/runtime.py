@@ -16,7 +16,7 @@ import numpy as np
 
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.inference import GeneratesText, encode_prompt, pieces
-from nlp_lstm.runtime.graphs import ExportedModel
+from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask
 from nlp_lstm.runtime.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
 
@@ -24,17 +24,15 @@ from nlp_lstm.text_stream import TextStream
 BATCH_AXIS = {"h": 1, "c": 1, "memory": 0, "memory_mask": 0}
 
 
-class OnnxLanguageModel(GeneratesText):
+class OnnxLanguageModel(GeneratesText, ExportedTask):
     """A generation export (``prompt`` and ``step`` graphs)."""
 
     task = "generation"
 
     def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
                  threads: int | None = None) -> None:
-        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
-            path, providers, threads, task=self.task)
+        super().__init__(path, providers, threads)
         self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
-        self.max_length = self.export.max_length
         self.separator: str = self.export.manifest["separator"]
         self.state_names: list[str] = list(self.export.manifest["state"])
 

@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.runtime.graphs import PROVIDERS, ExportedModel, pad, resolve_providers
+from nlp_lstm.runtime.graphs import PROVIDERS, ExportedModel, ExportedTask, pad, resolve_providers
 
 #: The entry-point group naming each task's runtime class: ``task = "module:Class"``.
 ENTRY_POINTS = "nlp_lstm.runtimes"
@@ -50,5 +50,5 @@ def load(path: str | Path, providers: str | Sequence[str] | None = None,
     return model_class(export)
 
 
-__all__ = ["ENTRY_POINTS", "PROVIDERS", "ExportedModel", "load", "pad", "resolve_providers",
-           "runtime_classes"]
+__all__ = ["ENTRY_POINTS", "PROVIDERS", "ExportedModel", "ExportedTask", "load", "pad",
+           "resolve_providers", "runtime_classes"]

@@ -139,3 +139,22 @@ class ExportedModel:
         names = [o.name for o in session.get_outputs()]
         inputs = {i.name: feeds[i.name] for i in session.get_inputs()}
         return dict(zip(names, session.run(names, inputs), strict=True))
+
+
+class ExportedTask:
+    """Base of a task's runtime class (``nlp_lstm.<task>.runtime``): the export it runs, opened
+    here from a directory (or given open), and checked to be of the class's ``task``.
+
+    Args:
+        path: an export directory, or an ``ExportedModel`` already open.
+        providers: execution providers (see ``resolve_providers``); None: CPU.
+        threads: onnxruntime's intra-op threads; None: its default.
+    """
+
+    task: str = ""
+
+    def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
+                 threads: int | None = None) -> None:
+        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
+            path, providers, threads, task=self.task)
+        self.max_length = self.export.max_length

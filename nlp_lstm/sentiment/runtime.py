@@ -11,21 +11,19 @@ from typing import Any
 
 from nlp_lstm.data.guard import LengthGuard
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.runtime.graphs import ExportedModel, pad
+from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask, pad
 
 
-class OnnxClassifier:
+class OnnxClassifier(ExportedTask):
     """A sentiment export (``model`` graph: tokens, lengths -> probs)."""
 
     task = "sentiment"
 
     def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
                  threads: int | None = None) -> None:
-        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
-            path, providers, threads, task=self.task)
+        super().__init__(path, providers, threads)
         self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
         self.labels: list[str] = list(self.export.manifest["labels"])
-        self.max_length = self.export.max_length
 
     def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """One ``{"text", "label", "probs"}`` per text, and how many texts were truncated."""

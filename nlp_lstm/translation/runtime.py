@@ -19,7 +19,7 @@ from nlp_lstm.inference import (
     max_target_length,
 )
 from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
-from nlp_lstm.runtime.graphs import ExportedModel, pad
+from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask, pad
 
 State = dict[str, np.ndarray]
 #: The batch axis of each state tensor: h, c are (L, B, H); the rest batch-first.
@@ -31,19 +31,17 @@ def select(state: State, index: np.ndarray) -> State:
     return {name: value.take(index, axis=BATCH_AXIS.get(name, 0)) for name, value in state.items()}
 
 
-class OnnxTranslator(TranslatesText):
+class OnnxTranslator(TranslatesText, ExportedTask):
     """A translation export (``encoder`` and one-step ``decoder`` graphs)."""
 
     task = "translation"
 
     def __init__(self, path: str | Path | ExportedModel, providers: Any = None,
                  threads: int | None = None) -> None:
-        self.export = path if isinstance(path, ExportedModel) else ExportedModel(
-            path, providers, threads, task=self.task)
+        super().__init__(path, providers, threads)
         self.tokenizer = Tokenizer.from_json(self.export.fitted["tokenizer"])
         target = self.export.fitted.get("target_tokenizer")  # None: a joint vocabulary
         self.target_tokenizer = Tokenizer.from_json(target) if target else self.tokenizer
-        self.max_length = self.export.max_length
         settings = self.export.manifest["decoding"]
         self.beam_size: int = settings["beam_size"]
         self.length_penalty: float = settings["length_penalty"]
