@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_lstm.checkpoint import CheckpointError, read_checkpoint
+from nlp_lstm.forecasting.task import TASK as FORECASTING
 from nlp_lstm.generation.task import TASK as GENERATION
 from nlp_lstm.module import TaskModule
 from nlp_lstm.sentiment.task import TASK as SENTIMENT
@@ -39,7 +40,7 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-for _task in (SENTIMENT, TRANSLATION, GENERATION):
+for _task in (SENTIMENT, TRANSLATION, GENERATION, FORECASTING):
     register(_task)
 
 

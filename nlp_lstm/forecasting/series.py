@@ -238,3 +238,28 @@ def moving_average(values: np.ndarray, kernel: int) -> np.ndarray:
     start = np.maximum(0, t - kernel + 1)
     counts = (t - start + 1)[:, None]  # (T, 1)
     return (shifted[..., t + 1, :] - shifted[..., start, :]) / counts
+
+
+def check_window(window: Any, input_length: int, channels: int) -> np.ndarray:
+    """One input as (T, C) float64, its last ``input_length`` rows; a ValueError naming what is
+    wrong (too few rows, a wrong number of columns, a missing or non-finite value)."""
+    try:
+        values = np.asarray(window, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("expected rows of numbers") from None
+    if values.ndim != 2 or values.shape[1] != channels:
+        raise ValueError(f"expected rows of {channels} values, got shape {values.shape}")
+    if len(values) < input_length:
+        raise ValueError(f"has {len(values)} rows; the model reads the last {input_length}")
+    values = values[-input_length:]
+    if not np.isfinite(values).all():
+        raise ValueError("has a missing or non-finite value in the rows the model reads")
+    return values
+
+
+def forecasts(scaler: StandardScaler, columns: list[str], targets: list[str],
+              scaled: np.ndarray) -> list[dict[str, Any]]:
+    """Standardised forecasts (B, H, C_out) -> per window ``{"forecast"}`` in original units."""
+    index = [columns.index(t) for t in targets]
+    values = scaled * scaler.std[index] + scaler.mean[index]  # (B, H, C_out)
+    return [{"forecast": np.round(v, 6).tolist()} for v in values]

@@ -1,0 +1,142 @@
+"""The forecasting task on the embedded series: tiny runs through the generic train, eval and
+predict, the data module's protocol, the network's shapes and causality, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_train
+
+from nlp_lstm.cli import compose_config
+from nlp_lstm.commands.predict import main as predict_main
+from nlp_lstm.evaluate import evaluate
+from nlp_lstm.forecasting import ForecastDataModule, Forecaster, SegmentForecaster
+from nlp_lstm.forecasting.data import SyntheticSeries
+from nlp_lstm.forecasting.series import repeat_forecast, scores
+from nlp_lstm.registry import load_model
+from nlp_lstm.train import train
+
+TINY = ["task=forecasting", "data.input_length=48", "data.horizon=12", "data.source.rows=1200",
+        "model.segment=12", "model.embedding_dim=16", "model.encoder.hidden_size=16",
+        "model.scheduler.warmup_steps=5", "model.optimizer.lr=0.005", "trainer.max_epochs=5",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("forecast")
+    train(compose_train(out, TINY))
+    return out
+
+
+def datamodule(**overrides: object) -> ForecastDataModule:
+    settings = {"input_length": 48, "horizon": 12, "batch_size": 16} | overrides
+    dm = ForecastDataModule(SyntheticSeries(rows=1200), **settings)
+    dm.setup()
+    return dm
+
+
+# ---------------------------------------------------------------- data module
+def test_windows_scaler_and_splits_follow_the_protocol() -> None:
+    dm = datamodule()
+    rows = dm.series.values
+    assert np.allclose(dm.scaler.mean, rows[:840].mean(0))  # 70% of 1,200 rows train
+    val = dm.split_windows("val")
+    assert len(val) == (120 + 48) - 48 - 12 + 1  # 10%, inputs from 48 rows before
+    inputs, targets = val[0]
+    assert inputs.shape == (48, 4) and targets.shape == (12, 4)
+    assert np.allclose(targets[0], dm.scaler.transform(rows[840]))
+    assert len(datamodule(compat_drop_last=32).split_windows("test")) == 224  # 229 -> 7 x 32
+    batch = next(iter(dm.dataloader("train", shuffle=True)))
+    assert batch["inputs"].shape == (16, 48, 4) and batch["targets"].shape == (16, 12, 4)
+    ms = datamodule(features="MS")
+    assert ms.input_columns == ["x0", "x1", "x2", "OT"] and ms.target_columns == ["OT"]
+    assert ms.split_windows("val")[0][1].shape == (12, 1)
+    assert datamodule(features="S").input_columns == ["OT"]
+
+
+# -------------------------------------------------------------------- network
+@pytest.mark.parametrize("normalization", ["last", "revin", "none"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_network_maps_windows_to_forecasts(normalization: str, cell: str) -> None:
+    torch.manual_seed(0)
+    net = SegmentForecaster(48, 12, 3, [2], segment=12, embedding_dim=8,
+                            encoder={"hidden_size": 8, "cell": cell},
+                            normalization=normalization)
+    x = torch.randn(5, 48, 3)
+    y = net(x)
+    assert y.shape == (5, 12, 1)
+    y.sum().backward()
+    # Channel independence: a channel's forecast reads that channel only.
+    changed = x.clone()
+    changed[:, :, 0] += 10.0
+    assert torch.allclose(net(changed), y, atol=1e-5)
+    if normalization == "last":  # a level shift of the window shifts the forecast alike
+        assert torch.allclose(net(x + 3.0), y + 3.0, atol=1e-4)
+
+
+def test_network_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="must be a multiple of the segment"):
+        SegmentForecaster(50, 12, 3, [0], segment=12)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        SegmentForecaster(48, 12, 3, [0], segment=12, normalization="minmax")
+    with pytest.raises(ValueError, match="targets must be channel indices"):
+        SegmentForecaster(48, 12, 3, [3], segment=12)
+
+
+# ---------------------------------------------------------------- end to end
+def test_training_beats_repeating_the_last_value(run: Path) -> None:
+    metrics = json.loads((run / "metrics.json").read_text())
+    dm = datamodule()
+    val = dm.split_windows("val")
+    repeat = scores(repeat_forecast(val.inputs, 12), val.outputs)
+    assert metrics["val/mse"] < 0.5 * repeat["mse"], (metrics, repeat)
+    assert {"test/mse", "test/mae", "val/mae"} <= set(metrics)
+
+
+def test_eval_and_predict_through_the_generic_commands(run: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    ckpt = json.loads((run / "metrics.json").read_text())["checkpoint"]
+    model = load_model(ckpt)
+    assert isinstance(model, Forecaster) and model.horizon == 12
+    cfg = compose_config("eval", ["task=forecasting", f"ckpt_path={ckpt}", "split=val",
+                                  "data.source.rows=1200", "accelerator=cpu",
+                                  f"output={tmp_path / 'e.json'}"])
+    result = evaluate(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert result["val/mse"] == pytest.approx(metrics["val/mse"], rel=1e-5)
+    assert result["windows"] == 109
+
+    rows = SyntheticSeries(rows=1200).read(Path()).values
+    window = rows[900:948].tolist()
+    capsys.readouterr()
+    predict_main(["--ckpt", ckpt, json.dumps(window), json.dumps(rows[:960].tolist())])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert np.asarray(out[0]["forecast"]).shape == (12, 4)
+    assert out[0] == model.predict([window])[0][0]
+    # Causality: the forecast from rows before t reads nothing at or after t.
+    later = rows.copy()
+    later[960:] = 1e6
+    assert model.predict([later[:960]])[0] == model.predict([rows[:960]])[0] == [out[1]]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("[[1, 2, 3, 4]]", "has 1 rows; the model reads the last 48"),
+    ("[[1, 2]]", "expected rows of 4 values"),
+    ("not json", "is not JSON"),
+    ("[1, 2]", "expected a JSON list of rows"),
+    (json.dumps([[1.0, 2.0, 3.0, float("nan")]] * 48), "missing or non-finite"),
+])
+def test_bad_predict_inputs_exit_2_with_one_line(run: Path, line: str, message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = json.loads((run / "metrics.json").read_text())["checkpoint"]
+    with pytest.raises(SystemExit) as e:
+        predict_main(["--ckpt", ckpt, line])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
