@@ -140,3 +140,52 @@ def test_bad_predict_inputs_exit_2_with_one_line(run: Path, line: str, message: 
         predict_main(["--ckpt", ckpt, line])
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+# ------------------------------------------------------------ export and serving
+def test_export_runtime_and_server_answer_as_the_checkpoint(run: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import httpx
+    from conftest import ROOT, serving
+
+    from nlp_lstm.commands.export import export
+    from nlp_lstm.commands.serve import OnnxBackend
+    from nlp_lstm.registry import load_export
+
+    ckpt = json.loads((run / "metrics.json").read_text())["checkpoint"]
+    model = load_model(ckpt)
+    manifest = export(ckpt, tmp_path / "onnx")
+    assert manifest["task"] == "forecasting" and manifest["fitted"]["scaler"]["kind"] == \
+        "StandardScaler"
+    rows = SyntheticSeries(rows=1200).read(Path()).values
+    windows = [rows[s : s + 48].tolist() for s in (900, 950, 1000)]
+    onnx = load_export(tmp_path / "onnx", threads=1)
+    ours, theirs = onnx.predict(windows)[0], model.predict(windows)[0]
+    assert np.allclose([r["forecast"] for r in ours], [r["forecast"] for r in theirs],
+                       atol=1e-4)
+    code = ("import sys, json\nimport nlp_lstm.runtime as rt\n"
+            "m = rt.load(sys.argv[1], threads=1)\n"
+            "print(json.dumps(m.predict(json.loads(sys.argv[2]))[0]))\n"
+            "assert 'torch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "onnx"),
+                           json.dumps(windows[:1])], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ours[:1]
+
+    with serving(OnnxBackend(tmp_path / "onnx", threads=1)) as url:
+        health = httpx.get(f"{url}/health", timeout=30).json()
+        assert health["task"] == "forecasting" and health["endpoint"] == "/forecast"
+        assert health["max_input_tokens"] == 48
+        r = httpx.post(f"{url}/forecast", json={"series": windows}, timeout=60)
+        assert r.status_code == 200 and r.json() == {"results": ours}
+        r = httpx.post(f"{url}/forecast", json={"series": [rows[:49].tolist()]}, timeout=60)
+        assert r.status_code == 413 and r.json()["limit"] == 48, r.text
+        r = httpx.post(f"{url}/forecast", json={"series": [rows[:47].tolist()]}, timeout=60)
+        assert r.status_code == 422 and "has 47 rows" in r.json()["error"], r.text
+        nan = [[*row[:3], float("nan")] for row in windows[0]]
+        r = httpx.post(f"{url}/forecast", content=json.dumps({"series": [nan]}),
+                       headers={"content-type": "application/json"}, timeout=60)
+        assert r.status_code == 422 and "non-finite" in r.json()["error"], r.text

@@ -8,8 +8,10 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from nlp_lstm.forecasting import endpoint, export
 from nlp_lstm.forecasting.data import ForecastDataModule
 from nlp_lstm.forecasting.module import Forecaster
+from nlp_lstm.forecasting.runtime import OnnxForecaster
 from nlp_lstm.task import Task
 
 
@@ -46,6 +48,9 @@ TASK = Task(
     models=(Forecaster,),
     model_inputs=model_inputs,
     prepare_eval=prepare_eval,
+    export=export.build,
+    runtime=OnnxForecaster,
+    endpoint=endpoint.ENDPOINT,
     parse_input=parse_rows,
     keep_float=("embedding",),
 )
