@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from nlp_lstm.cli import CONFIG_DIR
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
+from nlp_lstm.forecasting.series import StandardScaler
 from nlp_lstm.optim import WarmupCosineLR
 from nlp_lstm.registry import TASKS, load_model
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
@@ -29,9 +30,11 @@ def _options(group: str) -> list[str]:
 DATA_TASKS = {"sentiment_synthetic": "sentiment", "sst2": "sentiment", "tsv": "sentiment",
               "translation_synthetic": "translation", "multi30k": "translation",
               "parallel": "translation", "generation_synthetic": "generation",
-              "tinyshakespeare": "generation", "text": "generation"}
+              "tinyshakespeare": "generation", "text": "generation",
+              "forecast_synthetic": "forecasting", "ett": "forecasting"}
 # The task of each model config that is not sentiment's.
-MODEL_TASKS = {"seq2seq_attention": "translation", "lstm_lm": "generation"}
+MODEL_TASKS = {"seq2seq_attention": "translation", "lstm_lm": "generation",
+               "segment_rnn": "forecasting"}
 REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
             "data=parallel": ["data.source.train=[a.src,a.tgt]", "data.source.val=[b.src,b.tgt]"],
             "data=text": ["data.source.train=a.txt"],
@@ -63,6 +66,10 @@ def test_every_config_composes_and_instantiates(override, tmp_path):
     inputs = {"tokenizer": tokenizer.to_json()}
     if dm.task == "sentiment":
         inputs["labels"] = ["negative", "positive"]
+    if dm.task == "forecasting":  # what the data module's scaler and columns give a model
+        inputs = {"scaler": StandardScaler([0.0, 0.0], [1.0, 1.0]).to_json(),
+                  "columns": ["a", "OT"], "targets": ["OT"], "input_length": 96,
+                  "horizon": 24}
     model = instantiate(cfg.model, **inputs, _convert_="all")
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     assert model.task == cfg.task.name and callbacks
