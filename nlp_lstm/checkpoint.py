@@ -41,7 +41,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, task: str, models: Sequence[type[TaskModule]]) -> TaskModule:
     """Rebuild the model stored in a checkpoint of ``task``, in eval mode, on CPU; its class
     must be one of ``models`` (by name)."""
-    checkpoint = read_checkpoint(path)
+    return build_model(read_checkpoint(path), path, task, models)
+
+
+def build_model(checkpoint: dict[str, Any], path: str | Path, task: str,
+                models: Sequence[type[TaskModule]]) -> TaskModule:
+    """``load_model`` of a checkpoint already read (``read_checkpoint``) from ``path``."""
     meta = checkpoint["nlp_lstm"]
     if meta.get("task") != task:
         raise CheckpointError(

@@ -74,8 +74,8 @@ class Export:
     info: dict[str, Any]
 
 
-class _Softmax(nn.Module):
-    """A classifier's logits -> probabilities (B, C)."""
+class Probabilities(nn.Module):
+    """A classifier network as a graph module: its probabilities (B, C) instead of its logits."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -83,11 +83,6 @@ class _Softmax(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.net(*inputs).softmax(-1)  # (B, C)
-
-
-def probabilities(net: nn.Module) -> nn.Module:
-    """A graph module of a classifier network: its probabilities instead of its logits."""
-    return _Softmax(net)
 
 
 def special_ids(tokenizer: Any) -> dict[str, int]:

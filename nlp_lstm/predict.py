@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_lstm.cli import fail
-from nlp_lstm.registry import TASKS, checkpoint_task, get_task, load_export
+from nlp_lstm.registry import TASKS, load_checkpoint, load_export
 from nlp_lstm.task import text_input
 
 
@@ -57,8 +57,7 @@ def load_predictor(args: argparse.Namespace, task: str | None = None) -> Any:
 
     if args.quantize is not None and args.quantize not in QUANTIZATIONS:
         fail(f"unknown --quantize {args.quantize!r}; expected one of {list(QUANTIZATIONS)}")
-    found = get_task(task) if task is not None else checkpoint_task(args.ckpt)
-    model = found.load(args.ckpt)
+    found, model = load_checkpoint(args.ckpt, task)
     if args.quantize is None:
         return model
     return quantize_model(model, args.quantize, keep_float=found.keep_float)

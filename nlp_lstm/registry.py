@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.checkpoint import CheckpointError, read_checkpoint
+from nlp_lstm.checkpoint import CheckpointError, build_model, read_checkpoint
 from nlp_lstm.forecasting.task import TASK as FORECASTING
 from nlp_lstm.generation.task import TASK as GENERATION
 from nlp_lstm.module import TaskModule
@@ -30,10 +30,6 @@ def register(task: Task) -> Task:
     return task
 
 
-def unregister(name: str) -> None:
-    TASKS.pop(name, None)
-
-
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
@@ -44,20 +40,29 @@ for _task in (SENTIMENT, TRANSLATION, GENERATION, FORECASTING):
     register(_task)
 
 
-def checkpoint_task(path: str | Path) -> Task:
-    """The registered task a checkpoint was written by."""
-    name = read_checkpoint(path)["nlp_lstm"].get("task")
+def _written_by(checkpoint: dict[str, Any], path: str | Path) -> Task:
+    name = checkpoint["nlp_lstm"].get("task")
     if name not in TASKS:
         raise CheckpointError(f"{path} is a {name!r} checkpoint; known tasks: {sorted(TASKS)}")
     return TASKS[name]
 
 
+def checkpoint_task(path: str | Path) -> Task:
+    """The registered task a checkpoint was written by."""
+    return _written_by(read_checkpoint(path), path)
+
+
+def load_checkpoint(path: str | Path, task: str | None = None) -> tuple[Task, TaskModule]:
+    """The task and the model (in eval mode, on CPU) of checkpoint ``path``, read once;
+    ``task``: if given, a CheckpointError unless the checkpoint is of that task."""
+    checkpoint = read_checkpoint(path)
+    found = get_task(task) if task is not None else _written_by(checkpoint, path)
+    return found, build_model(checkpoint, path, found.name, found.models)
+
+
 def load_model(path: str | Path, task: str | None = None) -> TaskModule:
-    """The model of checkpoint ``path``, in eval mode, on CPU; ``task``: if given, a
-    CheckpointError unless the checkpoint is of that task."""
-    if task is not None:
-        return get_task(task).load(path)
-    return checkpoint_task(path).load(path)
+    """The model of checkpoint ``path`` (see ``load_checkpoint``)."""
+    return load_checkpoint(path, task)[1]
 
 
 def export_task(path: str | Path) -> Task | None:

@@ -13,17 +13,17 @@ from typing import Any
 
 from nlp_lstm.cli import bad_input_exits, fail
 from nlp_lstm.export import DEFAULT_OPSET, OPSETS, QUANTIZATIONS, export_model
-from nlp_lstm.registry import checkpoint_task
+from nlp_lstm.registry import load_checkpoint
 
 
 def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
            opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Export checkpoint ``ckpt`` into directory ``out`` (created) with its task's export hook;
     returns the manifest."""
-    task = checkpoint_task(ckpt)
+    task, model = load_checkpoint(ckpt)
     if task.export is None:
         raise ValueError(f"{ckpt} is a {task.name!r} checkpoint, and that task has no ONNX export")
-    return export_model(task.load(ckpt), task.export, out, task=task.name,
+    return export_model(model, task.export, out, task=task.name,
                         checkpoint=Path(ckpt).name, quantize=quantize, opset=opset)
 
 

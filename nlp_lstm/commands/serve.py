@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nlp_lstm.cli import bad_input_exits
 from nlp_lstm.predict import add_model_arguments
-from nlp_lstm.registry import TASKS, checkpoint_task, export_task, load_export
+from nlp_lstm.registry import TASKS, load_checkpoint, load_export
 from nlp_lstm.serve.backend import Backend
 
 GRACEFUL_SHUTDOWN_SECONDS = 60
@@ -20,8 +20,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 60
 
 def CheckpointBackend(path: str | Path) -> Backend:  # noqa: N802 (reads as the class it builds)
     """A backend over a PyTorch checkpoint of a registered task."""
-    task = checkpoint_task(path)
-    return Backend(task.name, task.load(path), task.endpoint)
+    task, model = load_checkpoint(path)
+    return Backend(task.name, model, task.endpoint)
 
 
 def OnnxBackend(path: str | Path, providers: str | Sequence[str] | None = None,  # noqa: N802
@@ -29,7 +29,7 @@ def OnnxBackend(path: str | Path, providers: str | Sequence[str] | None = None, 
     """A backend over an ONNX export (``nlp-lstm export``) run by ``nlp_lstm.runtime`` on the
     execution ``providers`` (default CPU)."""
     model = load_export(path, providers=providers, threads=threads)
-    task = export_task(path)
+    task = TASKS.get(model.task)
     if task is None:
         raise ValueError(f"{path} is a {model.task!r} export; the server knows the tasks "
                          f"{sorted(TASKS)}")

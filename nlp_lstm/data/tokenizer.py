@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as _Backend
+
+from nlp_lstm.fitted import load_fitted, save_fitted
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -116,14 +117,11 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: Path) -> Tokenizer:
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        return load_fitted(cls, path)
 
     def save(self, path: Path) -> None:
-        """Write the JSON atomically: a reader (another DDP rank) never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        """Write the JSON atomically (``nlp_lstm.fitted.save_fitted``)."""
+        save_fitted(self, path)
 
     @property
     def vocab_size(self) -> int:

@@ -48,10 +48,6 @@ class Series:
     columns: tuple[str, ...]
     values: np.ndarray
 
-    @property
-    def step(self) -> np.timedelta64:
-        return self.timestamps[1] - self.timestamps[0]
-
     def select(self, columns: list[str] | tuple[str, ...]) -> Series:
         """These columns only, in this order; a DataError names unknown ones."""
         unknown = [c for c in columns if c not in self.columns]

@@ -57,7 +57,7 @@ def pad(sequences: Sequence[Any], pad_value: float = 0,
     arrays = [np.asarray(s, dtype=dtype) for s in sequences]
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)  # (B,)
     if int(lengths.min()) < 1:
-        raise ValueError("every sequence must hold at least one token")
+        raise ValueError("every sequence must hold at least one step")
     features = arrays[0].shape[1:]
     if any(a.shape[1:] != features for a in arrays):
         raise ValueError(f"every sequence must have the feature shape {features}, got "

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from nlp_lstm.export import Export, Graph, probabilities, special_ids
+from nlp_lstm.export import Export, Graph, Probabilities, special_ids
 
 
 def build(model: Any) -> Export:
     tokens = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]).clamp(max=model.tokenizer.vocab_size - 1)
     lengths = torch.tensor([4, 2])
-    graph = Graph("model", probabilities(model.net), (tokens, lengths), ["tokens", "lengths"],
+    graph = Graph("model", Probabilities(model.net), (tokens, lengths), ["tokens", "lengths"],
                   ["probs"], {"tokens": {0: "B", 1: "T"}, "lengths": {0: "B"}, "probs": {0: "B"}})
     return Export([graph], {"tokenizer": model.tokenizer},
                   {"labels": list(model.labels), "special_ids": special_ids(model.tokenizer)})
