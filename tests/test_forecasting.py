@@ -81,7 +81,7 @@ def test_the_network_maps_windows_to_forecasts(normalization: str, cell: str) ->
 
 
 def test_network_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match="must be a multiple of the segment"):
+    with pytest.raises(ValueError, match="must be a multiple of every segment"):
         SegmentForecaster(50, 12, 3, [0], segment=12)
     with pytest.raises(ValueError, match="normalization must be one of"):
         SegmentForecaster(48, 12, 3, [0], segment=12, normalization="minmax")
@@ -189,3 +189,121 @@ def test_export_runtime_and_server_answer_as_the_checkpoint(run: Path, tmp_path:
         r = httpx.post(f"{url}/forecast", content=json.dumps({"series": [nan]}),
                        headers={"content-type": "application/json"}, timeout=60)
         assert r.status_code == 422 and "non-finite" in r.json()["error"], r.text
+
+
+# ------------------------------------------- the article's options, covariates, quantiles
+OPTIONS = {
+    "multi-scale": {"segment": [6, 12, 24]},
+    "moving averages": {"moving_averages": [3, 12]},
+    "conv front end": {"conv_kernel": 5},
+    "transformer mixer": {"mixer_layers": 1},
+    "covariates": {"covariates": 2},
+    "quantiles": {"quantiles": [0.1, 0.5, 0.9]},
+    "everything": {"segment": [12, 24], "moving_averages": [6], "conv_kernel": 3,
+                   "mixer_layers": 1, "covariates": 2, "quantiles": [0.25, 0.5]},
+}
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_every_option_keeps_shapes_channel_independence_and_causality(option: str) -> None:
+    torch.manual_seed(0)
+    settings = {"segment": 12} | OPTIONS[option]
+    net = SegmentForecaster(48, 12, 3, [1, 2], embedding_dim=8, encoder={"hidden_size": 8},
+                            **settings).eval()
+    x = torch.randn(5, 48, 3)
+    marks = (torch.rand(5, 48, 2) - 0.5, torch.rand(5, 12, 2) - 0.5) \
+        if settings.get("covariates") else ()
+    y = net(x, *marks)
+    q = len(settings.get("quantiles", []))
+    assert y.shape == ((5, 12, 2, q) if q else (5, 12, 2))
+    y.sum().backward()
+    changed = x.clone()
+    changed[:, :, 0] += 10.0  # channel 0 is not a target: nothing may read it
+    assert torch.allclose(net(changed, *marks), y, atol=1e-5)
+    if q:
+        assert (y.diff(dim=3) >= 0).all()  # quantiles never cross
+    # Within a window, row t's features read rows <= t only: the state after the first
+    # segments is unchanged by later rows (checked on the features the encoder reads).
+    from nlp_lstm.forecasting.net import trailing_means
+    series = torch.randn(4, 48, dtype=torch.float64)
+    later = series.clone()
+    later[:, 30:] = 1e3
+    assert torch.allclose(trailing_means(series, 12)[:, :30], trailing_means(later, 12)[:, :30])
+
+
+def test_trailing_means_equal_the_protocol_moving_average() -> None:
+    from nlp_lstm.forecasting.net import trailing_means
+    from nlp_lstm.forecasting.series import moving_average
+    series = np.random.default_rng(0).normal(size=(3, 40))
+    for k in (2, 7, 40, 60):
+        expected = moving_average(series[..., None], k)[..., 0]
+        assert np.allclose(trailing_means(torch.from_numpy(series), k).numpy(), expected)
+
+
+def test_option_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="multiple of every segment length"):
+        SegmentForecaster(48, 12, 3, [0], segment=[12, 10])
+    with pytest.raises(ValueError, match=r"include 0\.5"):
+        SegmentForecaster(48, 12, 3, [0], segment=12, quantiles=[0.1, 0.9])
+    with pytest.raises(ValueError, match="increasing levels"):
+        SegmentForecaster(48, 12, 3, [0], segment=12, quantiles=[0.9, 0.5])
+    with pytest.raises(ValueError, match="moving-average kernels must be >= 2"):
+        SegmentForecaster(48, 12, 3, [0], segment=12, moving_averages=[1])
+    with pytest.raises(ValueError, match="pass marks_in"):
+        SegmentForecaster(48, 12, 3, [0], segment=12, covariates=2)(torch.randn(1, 48, 3))
+    with pytest.raises(ValueError, match="unknown calendar feature"):
+        datamodule(covariates=["fortnight"])
+
+
+def test_pinball_loss() -> None:
+    from nlp_lstm.forecasting.module import pinball_loss
+    predicted = torch.tensor([0.0, 0.0]).reshape(1, 1, 1, 2)  # (B, H, C, Q)
+    target = torch.tensor([1.0]).reshape(1, 1, 1)
+    # Under by 1: level 0.1 costs 0.1, level 0.9 costs 0.9; their mean 0.5.
+    assert pinball_loss(predicted, target, torch.tensor([0.1, 0.9])).item() == pytest.approx(0.5)
+    assert pinball_loss(predicted, -target, torch.tensor([0.1, 0.9])).item() == \
+        pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def quantile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("forecast_quantiles")
+    train(compose_train(out, [*TINY, "data.covariates=[hour,weekday]",
+                              "model.quantiles=[0.1,0.5,0.9]", "model.moving_averages=[6]",
+                              "model.conv_kernel=3", "model.segment=[12,24]",
+                              "trainer.max_epochs=2"]))
+    return out
+
+
+def test_quantiles_and_covariates_end_to_end(quantile_run: Path, tmp_path: Path) -> None:
+    from nlp_lstm.commands.export import export
+    from nlp_lstm.registry import load_export
+
+    metrics = json.loads((quantile_run / "metrics.json").read_text())
+    model = load_model(metrics["checkpoint"])
+    assert model.quantiles == [0.1, 0.5, 0.9] and model.covariates == ["hour", "weekday"]
+    series = SyntheticSeries(rows=1200).read(Path())
+    stamps = [str(t).replace("T", " ") for t in series.timestamps[900:948]]
+    window = {"timestamps": stamps, "rows": series.values[900:948].tolist()}
+    result = model.predict([window])[0][0]
+    assert result["timestamps"][0] == str(series.timestamps[948]).replace("T", " ")
+    assert len(result["timestamps"]) == 12
+    q = np.asarray([result["quantiles"][k] for k in ("0.1", "0.5", "0.9")])  # (Q, H, C)
+    assert q.shape == (3, 12, 4) and (np.diff(q, axis=0) >= 0).all()
+    assert result["forecast"] == result["quantiles"]["0.5"]
+    # The truth falls inside the 10-90% band more often than not on held-out rows.
+    truth = series.values[948:960]
+    inside = ((q[0] <= truth) & (truth <= q[2])).mean()
+    assert inside > 0.4, inside
+    with pytest.raises(ValueError, match="reads calendar covariates"):
+        model.predict([series.values[900:948].tolist()])
+    with pytest.raises(ValueError, match="irregular"):
+        model.predict([{"timestamps": [*stamps[:-1], "2030-01-01 00:00:00"],
+                        "rows": window["rows"]}])
+
+    export(metrics["checkpoint"], tmp_path / "onnx")
+    onnx = load_export(tmp_path / "onnx", threads=1)
+    theirs = onnx.predict([window])[0][0]
+    assert theirs["timestamps"] == result["timestamps"]
+    for k in result["quantiles"]:
+        assert np.allclose(theirs["quantiles"][k], result["quantiles"][k], atol=1e-4)

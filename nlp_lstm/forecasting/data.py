@@ -19,6 +19,7 @@ from nlp_lstm.forecasting.series import (
     SPLITS,
     Series,
     StandardScaler,
+    calendar,
     feature_columns,
     num_windows,
     read_csv,
@@ -89,25 +90,30 @@ class SyntheticSeries:
 
 
 class Windows(Dataset):
-    """Every window of a split: inputs (L, C_in) and targets (H, C_out), float32."""
+    """Every window of a split: inputs (L, C_in) and targets (H, C_out), float32; with ``marks``
+    (the rows' covariates (N, K)), also the inputs' (L, K) and the targets' (H, K)."""
 
     def __init__(self, values: np.ndarray, input_length: int, horizon: int,
-                 targets: list[int], count: int | None = None) -> None:
+                 targets: list[int], count: int | None = None,
+                 marks: np.ndarray | None = None) -> None:
         self.inputs, outputs = windows(values, input_length, horizon)  # (N, L, C), (N, H, C)
         self.outputs = outputs[:, :, targets]  # (N, H, C_out)
+        self.marks = None if marks is None else windows(marks, input_length, horizon)
         self.count = len(self.inputs) if count is None else count
 
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.inputs[i], self.outputs[i]
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        if self.marks is None:
+            return self.inputs[i], self.outputs[i]
+        return self.inputs[i], self.outputs[i], self.marks[0][i], self.marks[1][i]
 
 
-def collate(batch: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
-    inputs = torch.from_numpy(np.stack([x for x, _ in batch])).float()  # (B, L, C_in)
-    targets = torch.from_numpy(np.stack([y for _, y in batch])).float()  # (B, H, C_out)
-    return {"inputs": inputs, "targets": targets}
+def collate(batch: list[tuple[np.ndarray, ...]]) -> dict[str, torch.Tensor]:
+    names = ("inputs", "targets", "marks_in", "marks_out")  # (B, L, C_in), (B, H, C_out),
+    return {name: torch.from_numpy(np.stack(column)).float()  # (B, L, K), (B, H, K)
+            for name, column in zip(names, zip(*batch, strict=True), strict=False)}
 
 
 class ForecastDataModule(DataModule):
@@ -123,6 +129,8 @@ class ForecastDataModule(DataModule):
         scaler: the fitted scaler as JSON (from a checkpoint) instead of fitting one.
         compat_drop_last: score the test split as published code did, on full batches of this
             size only (to match published tables; never the default).
+        covariates: calendar features of every row (``series.CALENDAR``), the known-future
+            covariates the model reads for its inputs and its horizon.
         Others: those of ``DataModule``.
     """
 
@@ -137,6 +145,7 @@ class ForecastDataModule(DataModule):
         target: str = "OT",
         scaler: str | None = None,
         compat_drop_last: int | None = None,
+        covariates: list[str] | tuple[str, ...] = (),
         root: str | None = None,
         cache_dir: str | None = None,
         batch_size: int | None = 32,
@@ -154,6 +163,8 @@ class ForecastDataModule(DataModule):
         self.input_length, self.horizon = input_length, horizon
         self.features, self.target = features, target
         self.compat_drop_last = compat_drop_last
+        calendar(np.zeros(0, "datetime64[s]"), covariates)  # unknown names fail here
+        self.covariates = list(covariates)
         self.scaler = StandardScaler.from_json(scaler) if scaler else None
         self._series: Series | None = None
 
@@ -201,7 +212,9 @@ class ForecastDataModule(DataModule):
         if split == "test" and self.compat_drop_last is not None:
             count = count // self.compat_drop_last * self.compat_drop_last
         targets = [self.input_columns.index(c) for c in self.target_columns]
-        return Windows(values, self.input_length, self.horizon, targets, count)
+        marks = (calendar(self.series.timestamps[start:end], self.covariates)
+                 if self.covariates else None)  # (N, K)
+        return Windows(values, self.input_length, self.horizon, targets, count, marks)
 
     def dataloader(self, split: str, *, shuffle: bool = False) -> DataLoader:
         data = self.split_windows(split)

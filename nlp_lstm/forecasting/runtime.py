@@ -12,12 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from nlp_lstm.forecasting.series import StandardScaler, check_window, forecasts
+from nlp_lstm.forecasting.series import (
+    StandardScaler,
+    check_window,
+    covariate_marks,
+    forecasts,
+)
 from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask
 
 
 class OnnxForecaster(ExportedTask):
-    """A forecasting export (``model`` graph: inputs (B, L, C) -> forecasts (B, H, C_out))."""
+    """A forecasting export (``model`` graph: inputs (B, L, C) [and covariates] -> forecasts
+    (B, H, C_out[, Q]))."""
 
     task = "forecasting"
 
@@ -30,12 +36,17 @@ class OnnxForecaster(ExportedTask):
         self.targets: list[str] = list(manifest["targets"])
         self.input_length: int = manifest["input_length"]
         self.horizon: int = manifest["horizon"]
+        self.covariates: list[str] = list(manifest.get("covariates", []))
+        self.quantiles: list[float] | None = manifest.get("quantiles")
 
     def predict(self, inputs: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
-        """Each input: rows (T >= L) of the ``columns`` in original units; its forecast
-        ``{"forecast": H rows of the targets}`` in original units."""
-        windows = np.stack([self.scaler.transform(check_window(w, self.input_length,
-                                                               len(self.columns)))
-                            for w in inputs]).astype(np.float32)  # (B, L, C)
-        scaled = self.export.run("model", {"inputs": windows})["forecasts"]  # (B, H, C_out)
-        return forecasts(self.scaler, self.columns, self.targets, scaled.astype(np.float64)), 0
+        """As ``Forecaster.predict``: rows or ``{"timestamps", "rows"}`` in original units ->
+        forecasts in original units (``series.forecasts``)."""
+        windows = [check_window(w, self.input_length, len(self.columns)) for w in inputs]
+        feeds = {"inputs": np.stack([self.scaler.transform(w.values)
+                                     for w in windows]).astype(np.float32)}  # (B, L, C)
+        marks = covariate_marks(windows, self.covariates, self.horizon)
+        feeds |= dict(zip(("marks_in", "marks_out"), marks, strict=False))
+        scaled = self.export.run("model", feeds)["forecasts"]  # (B, H, C_out[, Q])
+        return forecasts(self.scaler, self.columns, self.targets, scaled.astype(np.float64),
+                         windows, self.quantiles), 0

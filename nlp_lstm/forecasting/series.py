@@ -64,6 +64,48 @@ def _open(path: Path) -> io.TextIOBase:
     return path.open(encoding="utf-8", newline="")
 
 
+def parse_stamp(text: str) -> np.datetime64:
+    """``2016-07-01 00:00:00`` (or ISO 8601 with a ``T``) -> datetime64[s]."""
+    try:
+        return np.datetime64(str(text).strip().replace(" ", "T"), "s")
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (expected e.g. 2016-07-01 00:00:00)") from None
+
+
+def format_stamp(stamp: np.datetime64) -> str:
+    """datetime64 -> ``2016-07-01 00:00:00``, as the ETT files write dates."""
+    return str(np.datetime64(stamp, "s")).replace("T", " ")
+
+
+def check_stamps(stamps: np.ndarray, where: str = "the timestamps",
+                 first_line: int | None = None) -> None:
+    """A ValueError unless (T,) datetime64 strictly increase at one regular step; it names the
+    file line (rows from ``first_line``) or else the row (from 0)."""
+    steps = np.diff(stamps)
+    if len(steps) == 0:
+        raise ValueError(f"{where}: at least 2 timestamps are needed to know the step")
+
+    def at(i: int) -> str:
+        return f"line {first_line + i}" if first_line is not None else f"row {i}"
+
+    if (steps <= np.timedelta64(0, "s")).any():
+        i = int(np.argmax(steps <= np.timedelta64(0, "s")))
+        kind = "duplicates" if steps[i] == np.timedelta64(0, "s") else "goes back before"
+        raise ValueError(f"{where} {at(i + 1)}: timestamp {format_stamp(stamps[i + 1])} {kind} "
+                         f"the previous row's {format_stamp(stamps[i])}")
+    if (steps != steps[0]).any():
+        i = int(np.argmax(steps != steps[0]))
+        raise ValueError(f"{where} {at(i + 1)}: irregular timestamps: "
+                         f"{format_stamp(stamps[i + 1])} comes {steps[i]} after "
+                         f"{format_stamp(stamps[i])}, but the series steps by {steps[0]}")
+
+
+def future_stamps(stamps: np.ndarray, horizon: int) -> np.ndarray:
+    """The ``horizon`` timestamps after regular (T,) ``stamps``, at their step: (H,)."""
+    step = stamps[-1] - stamps[-2]
+    return stamps[-1] + step * np.arange(1, horizon + 1)
+
+
 def read_csv(path: str | Path, date_column: str = "date", min_rows: int = 2) -> Series:
     """A CSV (``.csv`` or ``.csv.gz``) with a date column and numeric columns.
 
@@ -96,10 +138,9 @@ def read_csv(path: str | Path, date_column: str = "date", min_rows: int = 2) -> 
         if len(row) != len(header):
             raise DataError(f"{path} line {n}: {len(row)} fields, expected {len(header)}")
         try:
-            stamps.append(np.datetime64(row[date_at].strip().replace(" ", "T"), "s"))
-        except ValueError:
-            raise DataError(f"{path} line {n}: {row[date_at]!r} is not a date "
-                            "(expected e.g. 2016-07-01 00:00:00)") from None
+            stamps.append(parse_stamp(row[date_at]))
+        except ValueError as e:
+            raise DataError(f"{path} line {n}: {e}") from None
         cells = [v for i, v in enumerate(row) if i != date_at]
         for c, (name, cell) in enumerate(zip(columns, cells, strict=True)):
             try:
@@ -112,16 +153,10 @@ def read_csv(path: str | Path, date_column: str = "date", min_rows: int = 2) -> 
                                 "must be filled before forecasting)")
             values[n - 2, c] = value
     timestamps = np.array(stamps)
-    steps = np.diff(timestamps)
-    if (steps <= np.timedelta64(0, "s")).any():
-        i = int(np.argmax(steps <= np.timedelta64(0, "s")))
-        kind = "duplicates" if steps[i] == np.timedelta64(0, "s") else "goes back before"
-        raise DataError(f"{path} line {i + 3}: timestamp {timestamps[i + 1]} {kind} the "
-                        f"previous row's {timestamps[i]}")
-    if (steps != steps[0]).any():
-        i = int(np.argmax(steps != steps[0]))
-        raise DataError(f"{path} line {i + 3}: irregular timestamps: {timestamps[i + 1]} comes "
-                        f"{steps[i]} after {timestamps[i]}, but the series steps by {steps[0]}")
+    try:
+        check_stamps(timestamps, str(path), first_line=2)
+    except ValueError as e:
+        raise DataError(str(e)) from None
     return Series(path.name, timestamps, columns, values)
 
 
@@ -202,6 +237,31 @@ def feature_columns(series: Series, features: str, target: str) -> tuple[list[st
     return {"M": (every, every), "S": ([target], [target]), "MS": (every, [target])}[features]
 
 
+#: Calendar features of a timestamp, each scaled to [-0.5, 0.5] (as TSLib's ``timeF``).
+CALENDAR = ("minute", "hour", "weekday", "day", "yearday", "month")
+
+
+def calendar(stamps: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """(T,) datetime64 -> (T, K) float32 calendar features ``names`` (of ``CALENDAR``): known
+    for future rows too, so they are the known-future covariates of every series."""
+    unknown = [n for n in names if n not in CALENDAR]
+    if unknown:
+        raise ValueError(f"unknown calendar feature(s) {unknown}; expected some of {CALENDAR}")
+    units = {u: stamps.astype(f"datetime64[{u}]") for u in ("m", "h", "D", "M", "Y")}
+    days = units["D"].astype(np.int64)
+    index = {  # (T,) integer positions and their largest value
+        "minute": ((units["m"] - units["h"]).astype(np.int64), 59),
+        "hour": ((units["h"] - units["D"]).astype(np.int64), 23),
+        "weekday": ((days + 3) % 7, 6),  # 1970-01-01 was a Thursday; Monday is 0
+        "day": ((units["D"] - units["M"]).astype(np.int64), 30),
+        "yearday": ((units["D"] - units["Y"]).astype(np.int64), 365),
+        "month": ((units["M"] - units["Y"]).astype(np.int64), 11),
+    }
+    columns = [index[n][0] / index[n][1] - 0.5 for n in names]
+    return np.stack(columns, 1).astype(np.float32) if columns else np.zeros(
+        (len(stamps), 0), np.float32)  # (T, K)
+
+
 def repeat_forecast(inputs: np.ndarray, horizon: int) -> np.ndarray:
     """The "repeat the last value" baseline: inputs (N, L, C) -> forecasts (N, H, C)."""
     return np.repeat(inputs[:, -1:], horizon, axis=1)
@@ -236,9 +296,34 @@ def moving_average(values: np.ndarray, kernel: int) -> np.ndarray:
     return (shifted[..., t + 1, :] - shifted[..., start, :]) / counts
 
 
-def check_window(window: Any, input_length: int, channels: int) -> np.ndarray:
-    """One input as (T, C) float64, its last ``input_length`` rows; a ValueError naming what is
-    wrong (too few rows, a wrong number of columns, a missing or non-finite value)."""
+@dataclass(frozen=True)
+class Window:
+    """One forecast's input, in original units.
+
+    Attributes:
+        values: (L, C) float64, the last L rows.
+        stamps: (L,) datetime64[s] of those rows, or None when the input had none.
+    """
+
+    values: np.ndarray
+    stamps: np.ndarray | None = None
+
+
+def check_window(window: Any, input_length: int, channels: int) -> Window:
+    """One input -> its last ``input_length`` rows: a list of rows of numbers, or
+    ``{"timestamps": [...], "rows": [...]}`` (one timestamp a row, a regular step). A ValueError
+    names what is wrong (too few rows, a wrong number of columns, a missing or non-finite value,
+    bad timestamps)."""
+    stamps = None
+    if isinstance(window, Window):
+        window, stamps = window.values, window.stamps
+    elif isinstance(window, dict):
+        if set(window) != {"timestamps", "rows"}:
+            raise ValueError(f"expected the keys 'timestamps' and 'rows', got {sorted(window)}")
+        window, texts = window["rows"], window["timestamps"]
+        if not isinstance(texts, list | tuple | np.ndarray):
+            raise ValueError("'timestamps' must be a list of dates, one a row")
+        stamps = np.array([parse_stamp(t) for t in texts]) if len(texts) else None
     try:
         values = np.asarray(window, dtype=np.float64)
     except (TypeError, ValueError):
@@ -247,15 +332,55 @@ def check_window(window: Any, input_length: int, channels: int) -> np.ndarray:
         raise ValueError(f"expected rows of {channels} values, got shape {values.shape}")
     if len(values) < input_length:
         raise ValueError(f"has {len(values)} rows; the model reads the last {input_length}")
+    if stamps is not None:
+        if len(stamps) != len(values):
+            raise ValueError(f"has {len(stamps)} timestamps for {len(values)} rows")
+        stamps = stamps[-input_length:]
+        check_stamps(stamps, "the input's timestamps")
     values = values[-input_length:]
     if not np.isfinite(values).all():
         raise ValueError("has a missing or non-finite value in the rows the model reads")
-    return values
+    return Window(values, stamps)
+
+
+def covariate_marks(windows: list[Window], covariates: list[str],
+                    horizon: int) -> tuple[np.ndarray, ...]:
+    """The calendar covariates of windows (``series.Window``) with timestamps: marks_in
+    (B, L, K) and marks_out (B, H, K); none for a model without covariates."""
+    if not covariates:
+        return ()
+    if any(w.stamps is None for w in windows):
+        raise ValueError(f"this model reads calendar covariates {covariates}: give each input "
+                         'as {"timestamps": [...], "rows": [...]}')
+    marks_in = np.stack([calendar(w.stamps, covariates) for w in windows])  # (B, L, K)
+    marks_out = np.stack([calendar(future_stamps(w.stamps, horizon), covariates)
+                          for w in windows])  # (B, H, K)
+    return marks_in, marks_out
 
 
 def forecasts(scaler: StandardScaler, columns: list[str], targets: list[str],
-              scaled: np.ndarray) -> list[dict[str, Any]]:
-    """Standardised forecasts (B, H, C_out) -> per window ``{"forecast"}`` in original units."""
+              scaled: np.ndarray, windows: list[Window],
+              quantiles: list[float] | None = None) -> list[dict[str, Any]]:
+    """Standardised forecasts -> per window, in original units: ``{"forecast": H rows}``, plus
+    ``"timestamps"`` (H dates) when the window had timestamps and ``"quantiles"`` (``{q: H
+    rows}``) for a quantile model.
+
+    ``scaled``: (B, H, C_out), or (B, H, C_out, Q) for ``quantiles`` (the point forecast is the
+    median, which a quantile model must have)."""
     index = [columns.index(t) for t in targets]
-    values = scaled * scaler.std[index] + scaler.mean[index]  # (B, H, C_out)
-    return [{"forecast": np.round(v, 6).tolist()} for v in values]
+    std, mean = scaler.std[index], scaler.mean[index]  # (C_out,)
+    results = []
+    for b, window in enumerate(windows):
+        result: dict[str, Any] = {}
+        if window.stamps is not None:
+            result["timestamps"] = [format_stamp(t) for t in
+                                    future_stamps(window.stamps, scaled.shape[1])]
+        if quantiles:
+            values = scaled[b] * std[:, None] + mean[:, None]  # (H, C_out, Q)
+            result["forecast"] = np.round(values[..., quantiles.index(0.5)], 6).tolist()
+            result["quantiles"] = {str(q): np.round(values[..., i], 6).tolist()
+                                   for i, q in enumerate(quantiles)}
+        else:
+            result["forecast"] = np.round(scaled[b] * std + mean, 6).tolist()  # (H, C_out)
+        results.append(result)
+    return results

@@ -15,20 +15,29 @@ from nlp_lstm.forecasting.runtime import OnnxForecaster
 from nlp_lstm.task import Task
 
 
-def parse_rows(line: str) -> list[list[float]]:
-    """A command-line input: one window as a JSON list of rows of numbers."""
+def parse_rows(line: str) -> list[list[float]] | dict[str, list[Any]]:
+    """A command-line input: one window as a JSON list of rows of numbers, or an object
+    ``{"timestamps": [...], "rows": [...]}`` (the forecast then carries its timestamps)."""
     try:
-        rows = json.loads(line)
+        window = json.loads(line)
     except json.JSONDecodeError as e:
         raise ValueError(f"is not JSON ({e.msg}): expected a list of rows of numbers") from None
+    if isinstance(window, dict):
+        if set(window) != {"timestamps", "rows"}:
+            raise ValueError(f"expected the keys 'timestamps' and 'rows', got {sorted(window)}")
+        rows = window["rows"]
+    else:
+        rows = window
     if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
-        raise ValueError("expected a JSON list of rows of numbers, e.g. [[1.0, 2.0], ...]")
-    return rows
+        raise ValueError("expected a JSON list of rows of numbers, e.g. [[1.0, 2.0], ...], or "
+                         '{"timestamps": [...], "rows": [...]}')
+    return window
 
 
 def prepare_eval(cfg: DictConfig, model: Forecaster) -> ForecastDataModule:
     datamodule = instantiate(cfg.data, scaler=model.scaler.to_json(),
-                             input_length=model.input_length, horizon=model.horizon)
+                             input_length=model.input_length, horizon=model.horizon,
+                             covariates=model.covariates)
     if datamodule.input_columns != model.columns or datamodule.target_columns != model.targets:
         raise ValueError(f"the data's columns {datamodule.input_columns} -> "
                          f"{datamodule.target_columns} differ from the checkpoint's "
@@ -39,7 +48,7 @@ def prepare_eval(cfg: DictConfig, model: Forecaster) -> ForecastDataModule:
 def model_inputs(dm: ForecastDataModule) -> dict[str, Any]:
     return {"scaler": dm.scaler.to_json(), "columns": dm.input_columns,
             "targets": dm.target_columns, "input_length": dm.input_length,
-            "horizon": dm.horizon}
+            "horizon": dm.horizon, "covariates": dm.covariates}
 
 
 TASK = Task(
