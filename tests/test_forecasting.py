@@ -307,3 +307,19 @@ def test_quantiles_and_covariates_end_to_end(quantile_run: Path, tmp_path: Path)
     assert theirs["timestamps"] == result["timestamps"]
     for k in result["quantiles"]:
         assert np.allclose(theirs["quantiles"][k], result["quantiles"][k], atol=1e-4)
+
+
+def test_forecasts_are_plotted_against_the_truth(quantile_run: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from nlp_lstm.commands.plot import main as plot_main
+    from nlp_lstm.forecasting.plot import plot_forecasts
+
+    model = load_model(json.loads((quantile_run / "metrics.json").read_text())["checkpoint"])
+    series = SyntheticSeries(rows=1200).read(Path())
+    out = plot_forecasts(model, series, tmp_path / "f.png", "x1", origins=2)
+    assert out.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="channel 'y' is not forecast"):
+        plot_forecasts(model, series, tmp_path / "g.png", "y")
+    with pytest.raises(SystemExit) as e:
+        plot_main(["--ckpt", "x.ckpt"])
+    assert e.value.code == 2 and "--csv" in capsys.readouterr().err

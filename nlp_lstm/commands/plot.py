@@ -1,19 +1,50 @@
 """``nlp-lstm plot RUN_DIR [--out FILE.png]`` (also ``python -m tasks.plot``): a run's training
-curves (``nlp_lstm.plot``)."""
+curves (``nlp_lstm.plot``); ``nlp-lstm plot --ckpt PATH|--onnx DIR --csv FILE``: a forecasting
+model's forecasts against the truth (``nlp_lstm.forecasting.plot``)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits
+from nlp_lstm.cli import bad_input_exits, fail
 from nlp_lstm.plot import plot_run
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.plot") -> None:
-    parser = argparse.ArgumentParser(prog=prog, description="Plot a run's training curves.")
-    parser.add_argument("run_dir", help="a run directory written by train.py")
-    parser.add_argument("--out", help="PNG to write (default: RUN_DIR/curves.png)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Plot a run's training curves, or a forecasting model's "
+                               "forecasts against the truth of a series file.")
+    parser.add_argument("run_dir", nargs="?", help="a run directory written by train.py")
+    parser.add_argument("--out", help="PNG to write (default: RUN_DIR/curves.png; "
+                                      "forecasts.png for --ckpt/--onnx)")
+    forecast = parser.add_argument_group("forecasts (instead of RUN_DIR)")
+    forecast.add_argument("--ckpt", help="a forecasting checkpoint")
+    forecast.add_argument("--onnx", metavar="DIR", help="or a forecasting export")
+    forecast.add_argument("--csv", help="the series file (.csv or .csv.gz) to forecast")
+    forecast.add_argument("--date-column", default="date")
+    forecast.add_argument("--channel", help="the target column to draw (default: the last)")
+    forecast.add_argument("--split", default="test", choices=("train", "val", "test"))
+    forecast.add_argument("--origins", type=int, default=3, help="forecasts drawn")
     args = parser.parse_args(argv)
     with bad_input_exits():
-        print(plot_run(args.run_dir, args.out))
+        if args.ckpt is None and args.onnx is None:
+            if args.run_dir is None:
+                fail("give a RUN_DIR, or --ckpt/--onnx with --csv to plot forecasts")
+            print(plot_run(args.run_dir, args.out))
+            return
+        if args.csv is None or args.run_dir is not None:
+            fail("forecasts need --csv FILE and no RUN_DIR")
+        if args.origins < 1:
+            fail(f"--origins must be positive, got {args.origins}")
+        from nlp_lstm.forecasting.plot import plot_forecasts
+        from nlp_lstm.forecasting.series import read_csv
+        from nlp_lstm.predict import load_predictor
+
+        args.quantize = args.provider = None  # load_predictor's other options
+        model = load_predictor(args)
+        if model.task != "forecasting":
+            fail(f"--ckpt/--onnx must be a forecasting model, got a {model.task} model")
+        series = read_csv(args.csv, args.date_column)
+        print(plot_forecasts(model, series, args.out or "forecasts.png", args.channel,
+                             args.split, args.origins))
