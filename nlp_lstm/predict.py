@@ -1,19 +1,22 @@
 """Prediction, generic over tasks: load the model a command names (``--ckpt PATH`` or ``--onnx
 DIR``, run by ``nlp_lstm.runtime``), read its inputs (arguments or lines of a file, each parsed
-by the task's ``parse_input``) and call its ``predict``: one JSON object per input.
+by the task's ``parse_input``, or a table file read by the task's ``table``) and call its
+``predict``: one JSON object per input, or a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from nlp_lstm.cli import fail
 from nlp_lstm.registry import TASKS, load_checkpoint, load_export
-from nlp_lstm.task import text_input
+from nlp_lstm.task import TableIO, text_input
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, task: str | None = None,
@@ -91,3 +94,42 @@ def read_inputs(texts: Sequence[str], input_file: str | None) -> list[tuple[str,
             fail(f"{name} is empty: expected one text per line")
         inputs += [(f"line {i} of {name}", line) for i, line in enumerate(lines, 1)]
     return inputs
+
+
+def task_table(task: str) -> TableIO:
+    """The ``table`` of a registered task; one ``error:`` line (exit 2) for a task without
+    one."""
+    table = TASKS[task].table if task in TASKS else None
+    if table is None:
+        fail(f"--csv: a {task} model reads no tables; give its inputs as arguments or with "
+             "--input FILE")
+    return table
+
+
+@contextlib.contextmanager
+def output_stream(path: str | Path | None) -> Iterator[TextIO]:
+    """Standard output, or the file ``path`` written whole or not at all: into a temporary
+    file in the same folder, renamed over ``path`` at the end (an atomic replace on one file
+    system) and removed if anything fails, so a failed command never leaves a partial
+    file."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ValueError(f"--out {path}: the folder {target.parent} does not exist")
+    if target.is_dir():
+        raise ValueError(f"--out {path} is a folder; expected a file name")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        f = partial.open("x", encoding="utf-8", newline="")
+    except OSError as e:
+        raise ValueError(f"--out {path}: cannot write in {target.parent} ({e.strerror})"
+                         ) from None
+    try:
+        with f:
+            yield f
+        partial.replace(target)
+    except BaseException:  # SystemExit of fail() too
+        partial.unlink(missing_ok=True)
+        raise

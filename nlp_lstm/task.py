@@ -9,10 +9,10 @@ changes no generic module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from nlp_lstm.checkpoint import load_model
 
@@ -30,6 +30,23 @@ def text_input(line: str) -> str:
     if not line.strip():
         raise ValueError("is empty or whitespace: expected text")
     return line
+
+
+class TableIO(Protocol):
+    """A task's inputs read from a table file and its results written as one (``nlp-lstm
+    predict --csv FILE [--out FILE]``). Both take the loaded model (a ``TaskModule`` or its
+    runtime counterpart): it names the columns. ``index_column`` is the table's key column
+    (e.g. the date of a time series)."""
+
+    def read(self, path: str | Path, model: Any, index_column: str) -> list[Any]:
+        """The inputs of the model's ``predict`` that the file holds; ValueError (naming the
+        file, the line or the column) for a table the model cannot read."""
+        ...
+
+    def write(self, results: Sequence[dict[str, Any]], out: TextIO, model: Any,
+              index_column: str) -> None:
+        """The results of ``predict`` as a table, to the open text stream ``out``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,8 @@ class Task:
         keep_float: the module kinds int8 quantization leaves in float32 (``"embedding"``,
             ``"linear"``, ``"lstm"``, ``"gru"``): an embedding only looked up quantizes well, a
             tied one (an output layer too) does not.
+        table: reads inputs from a table file and writes results as one (``TableIO``); None:
+            the task takes no tables.
     """
 
     name: str
@@ -72,6 +91,7 @@ class Task:
     endpoint: Endpoint | None = None
     parse_input: Callable[[str], Any] = text_input
     keep_float: tuple[str, ...] = ("embedding",)
+    table: TableIO | None = None
 
     def model_class(self, name: str) -> type[TaskModule] | None:
         return next((cls for cls in self.models if cls.__name__ == name), None)

@@ -19,6 +19,7 @@ COMMANDS = {
     "train": ("train", "train a model: nlp-lstm train task=... data=... model=... (Hydra)"),
     "eval": ("eval", "evaluate a checkpoint on a split: nlp-lstm eval ckpt_path=PATH [split=...]"),
     "predict": ("predict", "predict with a checkpoint or an export: one JSON line per input"),
+    "backtest": ("backtest", "rolling-origin backtest of a forecaster over a series' test rows"),
     "translate": ("translate", "translate with a translation model (beam, n-best, attention)"),
     "generate": ("generate", "continue a prompt with a language model (sampling, streaming)"),
     "export": ("export", "export a checkpoint to ONNX for the torch-free runtime"),

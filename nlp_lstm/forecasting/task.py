@@ -8,7 +8,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from nlp_lstm.forecasting import endpoint, export
+from nlp_lstm.forecasting import endpoint, export, table
 from nlp_lstm.forecasting.data import ForecastDataModule
 from nlp_lstm.forecasting.module import Forecaster
 from nlp_lstm.forecasting.runtime import OnnxForecaster
@@ -62,4 +62,5 @@ TASK = Task(
     endpoint=endpoint.ENDPOINT,
     parse_input=parse_rows,
     keep_float=("embedding",),
+    table=table.TABLE,
 )
