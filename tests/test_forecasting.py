@@ -323,3 +323,22 @@ def test_forecasts_are_plotted_against_the_truth(quantile_run: Path, tmp_path: P
     with pytest.raises(SystemExit) as e:
         plot_main(["--ckpt", "x.ckpt"])
     assert e.value.code == 2 and "--csv" in capsys.readouterr().err
+
+
+def test_predict_selects_quantiles(quantile_run: Path, run: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = json.loads((quantile_run / "metrics.json").read_text())["checkpoint"]
+    series = SyntheticSeries(rows=1200).read(Path())
+    window = json.dumps({"timestamps": [str(t) for t in series.timestamps[900:948]],
+                         "rows": series.values[900:948].tolist()})
+    capsys.readouterr()
+    predict_main(["--ckpt", ckpt, window, "--quantiles", "0.1", "0.9"])
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["quantiles"]) == ["0.1", "0.9"]
+    for args, message in (([ckpt, window, "--quantiles", "0.3"], "trained for the levels"),
+                          ([json.loads((run / "metrics.json").read_text())["checkpoint"],
+                            window, "--quantiles", "0.5"], "forecasts no quantiles")):
+        with pytest.raises(SystemExit) as e:
+            predict_main(["--ckpt", *args])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm predict",
     parser.add_argument("--out", metavar="FILE",
                         help="write the output to FILE instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass")
+    parser.add_argument("--quantiles", type=float, nargs="+", metavar="Q",
+                        help="the quantile levels to output, of those a quantile model was "
+                             "trained for (e.g. model.quantiles=[0.1,0.5,0.9]); default: all")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
@@ -67,7 +70,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm predict",
             model = load_predictor(args, task)
             table = task_table(model.task)
             inputs = table.read(args.csv, model, args.date_column)
-            results, truncated = predict_all(model, inputs, args.batch_size)
+            keep = quantile_levels(model, args.quantiles)
+            results, truncated = predict_all(model, inputs, args.batch_size, keep)
             with output_stream(args.out) as out:
                 table.write(results, out, model, args.date_column)
         else:
@@ -81,15 +85,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm predict",
             else:  # bad input fails before the model loads
                 inputs = parse_inputs(lines, input_parser(task))
                 model = load_predictor(args, task)
+            keep = quantile_levels(model, args.quantiles)
             if args.out is None:  # stream: each batch printed as it comes
                 truncated = 0
                 for start in range(0, len(inputs), args.batch_size):
                     results, cut = model.predict(inputs[start : start + args.batch_size])
                     truncated += cut
-                    for result in results:
+                    for result in select_quantiles(results, keep):
                         print(json.dumps(result, ensure_ascii=False))
             else:  # every prediction first, so that bad input writes nothing
-                results, truncated = predict_all(model, inputs, args.batch_size)
+                results, truncated = predict_all(model, inputs, args.batch_size, keep)
                 with output_stream(args.out) as out:
                     out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
         if truncated:
@@ -97,11 +102,34 @@ def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm predict",
                   "truncated", file=sys.stderr)
 
 
-def predict_all(model: Any, inputs: list[Any], batch_size: int) -> tuple[list[Any], int]:
-    """Every input's result, in batches, and how many inputs were truncated."""
+def predict_all(model: Any, inputs: list[Any], batch_size: int,
+                keep: list[str] | None = None) -> tuple[list[Any], int]:
+    """Every input's result (with the quantiles ``keep``), in batches, and how many inputs
+    were truncated."""
     results, truncated = [], 0
     for start in range(0, len(inputs), batch_size):
         batch, cut = model.predict(inputs[start : start + batch_size])
-        results += batch
+        results += select_quantiles(batch, keep)
         truncated += cut
     return results, truncated
+
+
+def quantile_levels(model: Any, levels: list[float] | None) -> list[str] | None:
+    """``--quantiles``: the result keys to keep, or None for all; one ``error:`` line for a
+    model without quantiles or a level it was not trained for."""
+    if levels is None:
+        return None
+    trained = getattr(model, "quantiles", None)
+    if not trained:
+        fail(f"--quantiles: this {model.task} model forecasts no quantiles; train one with "
+             "model.quantiles=[0.1,0.5,0.9]")
+    missing = [q for q in levels if q not in trained]
+    if missing:
+        fail(f"--quantiles {missing}: the model was trained for the levels {trained} only")
+    return [str(q) for q in trained if q in levels]
+
+
+def select_quantiles(results: list[dict[str, Any]], keep: list[str] | None) -> list[Any]:
+    if keep is None:
+        return results
+    return [r | {"quantiles": {q: r["quantiles"][q] for q in keep}} for r in results]
