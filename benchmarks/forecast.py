@@ -78,7 +78,15 @@ HORIZONS = (96, 192, 336, 720)
 DATA = {"etth1": "ett/ETTh1.csv.gz", "ettm1": "ett/ETTm1.csv.gz"}
 MODELS = ("repeat", "dlinear", "ours", "peer")
 #: Our model's variants: name -> train.py overrides on top of ``experiment=<data>``.
-VARIANTS: dict[str, list[str]] = {"segment-lstm": [], "segment-gru": ["model.encoder.cell=gru"]}
+#: Our model and its ablations: the article's three ideas one by one, and the cell.
+VARIANTS: dict[str, list[str]] = {
+    "segment-lstm": [],
+    "multi-scale": ["model.segment=[12,24,48]"],
+    "moving-averages": ["model.moving_averages=[6,24,168]"],
+    "conv-front-end": ["model.conv_kernel=5"],
+    "transformer-mixer": ["model.mixer_layers=1"],
+    "segment-gru": ["model.encoder.cell=gru"],
+}
 BASE_VARIANT = "segment-lstm"
 ABLATION_DATA, ABLATION_HORIZONS = "etth1", (96, 336)
 #: DLinear's published recipe per data set (LTSF-Linear scripts/EXP-LongForecasting/Linear).
