@@ -452,8 +452,8 @@ def _summary(groups: dict) -> list[str]:
             wins += a < b
             gaps.append(100 * (b - a) / b)
         lines.append(f"- Ours beats {name} on mean test MSE at {wins} of {len(points)} points; "
-                     f"MSE {statistics.fmean(gaps):+.1f}% lower on average (range "
-                     f"{min(gaps):+.1f}% to {max(gaps):+.1f}%).")
+                     f"our MSE is {statistics.fmean(gaps):.1f}% lower on average (per point, "
+                     f"from {min(gaps):+.1f}% to {max(gaps):+.1f}%; + is lower).")
     return ["## Summary", "", *lines, ""] if lines else []
 
 
