@@ -14,6 +14,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
+from nlp_lstm.finetune import freeze_groups, layer_groups, unfrozen_groups
+
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or gradient; the last good state was saved."""
@@ -232,3 +234,24 @@ class Throughput(pl.Callback):
             summary = {"tokens_per_second": rate, "measured_steps": self._steps - self.warmup_steps,
                        "world_size": trainer.world_size, "precision": str(trainer.precision)}
             (Path(self.dirpath) / "throughput.json").write_text(json.dumps(summary, indent=2))
+
+
+class GradualUnfreezing(pl.Callback):
+    """ULMFiT's gradual unfreezing of ``pl_module.net``: the top layer group trains from the
+    first step, one more group every ``every_steps`` optimizer steps, all of them in the end;
+    everything trainable again when fitting ends. Add it to a run with
+    ``+callbacks.unfreeze._target_=nlp_lstm.callbacks.GradualUnfreezing
+    +callbacks.unfreeze.every_steps=100``."""
+
+    def __init__(self, every_steps: int) -> None:
+        unfrozen_groups(0, 1, every_steps)  # a bad interval fails here, before training
+        self.every_steps = every_steps
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        groups = len(layer_groups(pl_module.net))
+        freeze_groups(pl_module.net, unfrozen_groups(trainer.global_step, groups,
+                                                     self.every_steps))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        freeze_groups(pl_module.net, len(layer_groups(pl_module.net)))

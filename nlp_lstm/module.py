@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from nlp_lstm import __version__
+from nlp_lstm.finetune import discriminative_groups
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -63,6 +64,9 @@ class TaskModule(pl.LightningModule):
     """
 
     task: ClassVar[str] = ""
+    #: Discriminative learning rates (``finetune.discriminative_groups`` of ``self.net``): each
+    #: layer group this many times slower than the one above it; None: one rate for all.
+    layer_lr_decay: float | None = None
 
     def __init__(
         self, optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None
@@ -80,13 +84,24 @@ class TaskModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise ValueError("this model was built without an optimizer; pass `optimizer` to train")
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         schedule = {"scheduler": scheduler, "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def parameter_groups(self) -> Any:
+        """What the optimizer trains: every parameter at the optimizer's rate, or with
+        ``layer_lr_decay`` the network's layer groups, the top one at that rate."""
+        if not self.layer_lr_decay:
+            return self.parameters()
+        lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        if lr is None:
+            raise ValueError("layer_lr_decay needs the optimizer's lr (a partial with lr=...)")
+        groups = discriminative_groups(self.net, lr, self.layer_lr_decay)
+        return [{k: v for k, v in g.items() if k != "names"} for g in groups]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nlp_lstm"] = {"task": self.task, "model": type(self).__name__,

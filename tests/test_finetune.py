@@ -82,3 +82,38 @@ def test_slanted_triangular_schedule() -> None:
     assert schedule.factor(100) == pytest.approx(1 / 32)
     with pytest.raises(ValueError, match="cut_frac in"):
         SlantedTriangularLR(optimizer, total_steps=10, cut_frac=1.5)
+
+
+def test_the_knobs_are_wired_into_training(tmp_path) -> None:
+    """layer_lr_decay reaches the optimizer of a sentiment model; the callback freezes and
+    thaws the groups by the trainer's step."""
+    from types import SimpleNamespace
+
+    from conftest import compose_train
+    from hydra.utils import instantiate
+
+    from nlp_lstm.callbacks import GradualUnfreezing
+    from nlp_lstm.registry import get_task
+
+    cfg = compose_train(tmp_path, ["task=sentiment", "model.layer_lr_decay=2.6",
+                                   "model.optimizer.lr=0.01",
+                                   "model.encoder.num_layers=2"])
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    model = instantiate(cfg.model, **get_task("sentiment").model_inputs(dm), _convert_="all")
+    rates = [g["lr"] for g in model.optimizer_factory(model.parameter_groups()).param_groups]
+    assert rates == pytest.approx([0.01 / 2.6**3, 0.01 / 2.6**2, 0.01 / 2.6, 0.01])
+
+    callback = GradualUnfreezing(every_steps=3)
+    for step, trainable in ((0, 1), (2, 1), (3, 2), (9, 4), (50, 4)):
+        callback.on_train_batch_start(SimpleNamespace(global_step=step), model, None, 0)
+        frozen = [not p.requires_grad for _, p in
+                  (pair for g in layer_groups(model.net) for pair in g)]
+        assert sum(not f for f in frozen) == sum(
+            len(g) for g in layer_groups(model.net)[len(layer_groups(model.net)) - trainable:])
+    callback.on_train_batch_start(SimpleNamespace(global_step=0), model, None, 0)
+    callback.on_fit_end(None, model)
+    assert all(p.requires_grad for p in model.net.parameters())
+    with pytest.raises(ValueError, match="positive number of steps"):
+        GradualUnfreezing(every_steps=0)

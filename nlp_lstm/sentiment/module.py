@@ -148,11 +148,13 @@ class SentimentClassifier(TextClassifier):
         dropout: float = 0.3,
         max_length: int = 256,
         class_weights: Sequence[float] | None = None,
+        layer_lr_decay: float | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.layer_lr_decay = layer_lr_decay  # ULMFiT's 2.6 when fine-tuning a pretrained net
         self.net = LSTMClassifierNet(self.tokenizer.vocab_size, len(self.labels),
                                      self.tokenizer.pad_id, embedding_dim,
                                      dict(encoder or {"hidden_size": 128, "bidirectional": True}),
