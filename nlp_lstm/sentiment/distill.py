@@ -332,6 +332,7 @@ class DistilledClassifier(SentimentClassifier):
         class_weights: Sequence[float] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        layer_lr_decay: float | None = None,
     ) -> None:
         check_distillation(alpha, temperature, soft_loss)
         if init_embedding not in EMBEDDING_INITS:
@@ -342,7 +343,7 @@ class DistilledClassifier(SentimentClassifier):
                              f"model.init_embedding={init_embedding}; only alpha=1 with a random "
                              f"embedding trains without a teacher")
         super().__init__(tokenizer, labels, embedding_dim, encoder, pooling, dropout, max_length,
-                         class_weights, optimizer, scheduler)
+                         class_weights, optimizer, scheduler, layer_lr_decay)
         self.teacher_ckpt = teacher_ckpt
         self.alpha, self.temperature, self.soft_loss = alpha, temperature, soft_loss
         self.init_embedding = init_embedding

@@ -148,9 +148,9 @@ class SentimentClassifier(TextClassifier):
         dropout: float = 0.3,
         max_length: int = 256,
         class_weights: Sequence[float] | None = None,
-        layer_lr_decay: float | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        layer_lr_decay: float | None = None,
     ) -> None:
         super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
