@@ -20,6 +20,7 @@ from nlp_lstm.forecasting.series import (
     Series,
     StandardScaler,
     calendar,
+    check_calendar,
     feature_columns,
     num_windows,
     read_csv,
@@ -163,8 +164,7 @@ class ForecastDataModule(DataModule):
         self.input_length, self.horizon = input_length, horizon
         self.features, self.target = features, target
         self.compat_drop_last = compat_drop_last
-        calendar(np.zeros(0, "datetime64[s]"), covariates)  # unknown names fail here
-        self.covariates = list(covariates)
+        self.covariates = check_calendar(covariates)
         self.scaler = StandardScaler.from_json(scaler) if scaler else None
         self._series: Series | None = None
 

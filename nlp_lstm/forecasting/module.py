@@ -17,7 +17,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 from nlp_lstm.forecasting.net import SegmentForecaster, check_quantiles
 from nlp_lstm.forecasting.series import (
     StandardScaler,
-    calendar,
+    check_calendar,
     check_window,
     covariate_marks,
     forecasts,
@@ -87,8 +87,7 @@ class Forecaster(TaskModule):
         self.scaler = StandardScaler.from_json(scaler)
         self.columns, self.targets = list(columns), list(targets)
         self.input_length, self.horizon, self.loss_name = input_length, horizon, loss
-        self.covariates = list(covariates)
-        calendar(np.zeros(0, "datetime64[s]"), self.covariates)  # unknown names fail here
+        self.covariates = check_calendar(covariates)
         self.quantiles: list[float] | None = check_quantiles(quantiles or []) or None
         #: The input-length guard's limit: a forecast reads this many rows.
         self.max_length = input_length

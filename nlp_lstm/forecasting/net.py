@@ -153,8 +153,8 @@ class SegmentForecaster(nn.Module):
         if self.covariates:
             rows = torch.cat([rows, marks_in.repeat_interleave(C, 0)], 2)  # (B*C, L, F+K)
         states = []
-        for w, embed, encoder, i in zip(self.segments, self.embeds, self.encoders,
-                                        range(len(self.segments)), strict=True):
+        for i, (w, embed, encoder) in enumerate(zip(self.segments, self.embeds, self.encoders,
+                                                    strict=True)):
             steps = rows.reshape(B * C, L // w, -1)  # (B*C, S, W*(F+K)): a segment a step
             outputs, _ = encoder(F.gelu(embed(steps)))  # (B*C, S, D*H')
             if self.mixers is not None:  # causal: a state reads earlier segments only

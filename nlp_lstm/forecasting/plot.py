@@ -30,12 +30,12 @@ def plot_forecasts(model: Any, series: Series, out: str | Path, channel: str | N
     if missing:
         raise ValueError(f"{series.name} lacks the model's column(s) {missing}")
     L, H = model.input_length, model.horizon
-    start, end = split_rows(series.select(model.columns), split, L)
+    values = series.select(model.columns).values  # (N, C)
+    start, end = split_rows(series, split, L)
     first, last = start + L, end - H  # the split's first and last origin
     if last < first:
         raise ValueError(f"the {split} split of {series.name} holds no window of {L} + {H} rows")
     at = np.linspace(first, last, origins).round().astype(int)  # (origins,)
-    values = series.select(model.columns).values
     inputs = [{"timestamps": [format_stamp(t) for t in series.timestamps[t - L : t]],
                "rows": values[t - L : t].tolist()} for t in at]
     results, _ = model.predict(inputs)

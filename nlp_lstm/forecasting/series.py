@@ -241,12 +241,18 @@ def feature_columns(series: Series, features: str, target: str) -> tuple[list[st
 CALENDAR = ("minute", "hour", "weekday", "day", "yearday", "month")
 
 
-def calendar(stamps: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
-    """(T,) datetime64 -> (T, K) float32 calendar features ``names`` (of ``CALENDAR``): known
-    for future rows too, so they are the known-future covariates of every series."""
+def check_calendar(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` as a list; a ValueError names any that is not in ``CALENDAR``."""
     unknown = [n for n in names if n not in CALENDAR]
     if unknown:
         raise ValueError(f"unknown calendar feature(s) {unknown}; expected some of {CALENDAR}")
+    return list(names)
+
+
+def calendar(stamps: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """(T,) datetime64 -> (T, K) float32 calendar features ``names`` (of ``CALENDAR``): known
+    for future rows too, so they are the known-future covariates of every series."""
+    check_calendar(names)
     units = {u: stamps.astype(f"datetime64[{u}]") for u in ("m", "h", "D", "M", "Y")}
     days = units["D"].astype(np.int64)
     index = {  # (T,) integer positions and their largest value
