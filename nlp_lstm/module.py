@@ -67,6 +67,8 @@ class TaskModule(pl.LightningModule):
     #: Discriminative learning rates (``finetune.discriminative_groups`` of ``self.net``): each
     #: layer group this many times slower than the one above it; None: one rate for all.
     layer_lr_decay: float | None = None
+    #: Modules of ``self.net`` kept fixed (``freeze``): feature extraction, ELMo-style.
+    frozen: tuple[str, ...] = ()
 
     def __init__(
         self, optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None
@@ -80,6 +82,27 @@ class TaskModule(pl.LightningModule):
         #: Text outputs of the last test run, one per example in data order (e.g. translations);
         #: the eval command writes them next to the metrics, one per line.
         self.outputs: list[str] = []
+        #: Where the weights started from (``nlp_lstm.transfer``: the source checkpoints'
+        #: sha256, the modules, the schedule); saved in and restored from checkpoints.
+        self.provenance: dict[str, Any] = {}
+
+    def freeze(self, modules: Sequence[str]) -> None:
+        """Keep these top-level modules of ``self.net`` fixed: no gradients, and in eval mode
+        (no dropout inside them) even while the rest trains."""
+        children = dict(self.net.named_children())
+        unknown = [m for m in modules if m not in children]
+        if unknown:
+            raise ValueError(f"freeze: unknown modules {unknown}; this network has "
+                             f"{list(children)}")
+        self.frozen = tuple(modules)
+        for name in self.frozen:
+            children[name].requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TaskModule:
+        super().train(mode)
+        for name in self.frozen:  # fixed features: dropout off inside them
+            getattr(self.net, name).eval()
+        return self
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
@@ -94,22 +117,34 @@ class TaskModule(pl.LightningModule):
 
     def parameter_groups(self) -> Any:
         """What the optimizer trains: every parameter at the optimizer's rate, or with
-        ``layer_lr_decay`` the network's layer groups, the top one at that rate."""
+        ``layer_lr_decay`` the network's layer groups, the top one at that rate; frozen
+        modules' parameters (``freeze``) never."""
+        if self.frozen:  # gradual unfreezing (requires_grad flips later) freezes no module
+            fixed = {id(p) for name in self.frozen
+                     for p in getattr(self.net, name).parameters()}
+        else:
+            fixed = set()
         if not self.layer_lr_decay:
-            return self.parameters()
+            return [p for p in self.parameters() if id(p) not in fixed]
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
         if lr is None:
             raise ValueError("layer_lr_decay needs the optimizer's lr (a partial with lr=...)")
         groups = discriminative_groups(self.net, lr, self.layer_lr_decay)
-        return [{k: v for k, v in g.items() if k != "names"} for g in groups]
+        groups = [{**{k: v for k, v in g.items() if k != "names"},
+                   "params": [p for p in g["params"] if id(p) not in fixed]} for g in groups]
+        return [g for g in groups if g["params"]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nlp_lstm"] = {"task": self.task, "model": type(self).__name__,
                                   "version": __version__, "format": CHECKPOINT_FORMAT}
+        if self.provenance:
+            checkpoint["nlp_lstm"]["provenance"] = self.provenance
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning calls this before loading the weights, also when resuming a run.
-        check_format(checkpoint.get("nlp_lstm") or {}, "the checkpoint")
+        meta = checkpoint.get("nlp_lstm") or {}
+        check_format(meta, "the checkpoint")
+        self.provenance = dict(meta.get("provenance") or {})
 
     def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """One JSON-serializable result per text, and how many texts the length guard cut."""

@@ -83,14 +83,14 @@ def test_stream_state_carried_between_batches_equals_one_long_sequence(attention
     chunks = StreamChunks(ids, None, 1.0, batch_size=2, seq_len=7)
     model.on_validation_epoch_start()
     with torch.no_grad():
-        carried = torch.cat([model._forward(chunks[k], "val") for k in range(len(chunks))],
-                            dim=1)  # (2, N)
+        carried = torch.cat([model.net.output(model._forward(chunks[k], "val"))
+                             for k in range(len(chunks))], dim=1)  # (2, N, V)
         whole, _ = model.net(chunks.ids.streams[:, :-1])  # (2, N, V), one call
     torch.testing.assert_close(carried, whole, rtol=1e-5, atol=1e-5)
     # A new epoch starts a new text: the first batch no longer continues the last one.
     model.on_validation_epoch_start()
     with torch.no_grad():
-        again = model._forward(chunks[0], "val")
+        again = model.net.output(model._forward(chunks[0], "val"))
     torch.testing.assert_close(again, whole[:, :7], rtol=1e-5, atol=1e-5)
 
 
@@ -134,7 +134,7 @@ def test_bits_per_character_is_total_nats_over_characters(kind, mode, one_thread
     model._states.clear()
     with torch.no_grad():
         for batch in dm.dataloader("val"):
-            logits = model._forward(batch, "by hand")
+            logits = model.net.output(model._forward(batch, "by hand"))
             real = batch["target"] != dm.tokenizer.pad_id
             nll = F.cross_entropy(logits.transpose(1, 2), batch["target"], reduction="none")
             nats += float(nll[real].sum())
@@ -188,7 +188,7 @@ def test_probe_metric_is_the_accuracy_on_marked_tokens(one_thread):
     model._states.clear()
     with torch.no_grad():
         for batch in dm.dataloader("val"):
-            hit = model._forward(batch, "by hand").argmax(-1) == batch["target"]
+            hit = model.net.output(model._forward(batch, "by hand")).argmax(-1) == batch["target"]
             correct += int((hit & batch["probe"]).sum())
             total += int(batch["probe"].sum())
     assert total > 50

@@ -31,7 +31,8 @@ DATA_TASKS = {"sentiment_synthetic": "sentiment", "sst2": "sentiment", "tsv": "s
               "translation_synthetic": "translation", "multi30k": "translation",
               "parallel": "translation", "generation_synthetic": "generation",
               "tinyshakespeare": "generation", "text": "generation",
-              "forecast_synthetic": "forecasting", "ett": "forecasting"}
+              "forecast_synthetic": "forecasting", "ett": "forecasting", "imdb": "sentiment",
+              "imdb_unsup": "generation", "sst2_text": "generation"}
 # The task of each model config that is not sentiment's.
 MODEL_TASKS = {"seq2seq_attention": "translation", "lstm_lm": "generation",
                "segment_rnn": "forecasting"}
@@ -40,6 +41,8 @@ REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
             "data=text": ["data.source.train=a.txt"],
             "model=sentiment_student": ["model.teacher_ckpt=teacher.ckpt"],
             "experiment=sst2_distill": ["model.teacher_ckpt=teacher.ckpt"],
+            "experiment=sst2_pretrained": ["model.init_from.ckpt=[a.ckpt]"],
+            "experiment=imdb_pretrained": ["model.init_from.ckpt=[a.ckpt]"],
             "experiment=multi30k_seqkd": ["data.source.train=[a.de,a.en]"]}
 
 

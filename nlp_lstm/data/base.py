@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -100,6 +101,12 @@ class DataModule(pl.LightningDataModule):
         on_error: ``raise`` on a malformed line of a user file, or ``skip`` it and count it.
         num_workers: DataLoader workers.
         seed: seeds the batch order, together with the epoch.
+        truncation: which tokens an input over ``max_length`` keeps (``LengthGuard``):
+            ``head`` the first ones; ``head_tail`` the first quarter and the last three
+            quarters of ``max_length`` (long reviews state their verdict at the end).
+        train_examples: train on a fixed random subset of this many training examples (drawn
+            with seed 0 whatever ``seed`` is, so runs of several seeds share it: learning
+            curves, few-label fine-tuning); None: all of them.
     """
 
     task: str = ""
@@ -115,8 +122,15 @@ class DataModule(pl.LightningDataModule):
         on_error: str = "raise",
         num_workers: int = 0,
         seed: int = 0,
+        truncation: str = "head",
+        train_examples: int | None = None,
     ) -> None:
         super().__init__()
+        if train_examples is not None and (not isinstance(train_examples, int)
+                                           or train_examples < 1):
+            raise ValueError(f"train_examples must be a positive integer or None, got "
+                             f"{train_examples!r}")
+        self.train_examples = train_examples
         # Checked here too, since the sampler is built long after the configuration.
         check_batch_limits(batch_size, max_tokens, prefix="data.")
         if max_length < 1:
@@ -131,7 +145,8 @@ class DataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.skipped: dict[str, int] = {}
-        self.guard = LengthGuard(max_length)
+        self.truncation = truncation
+        self.guard = LengthGuard(max_length, truncation)  # raises on an unknown policy
         self._raw: dict[str, list[Any]] = {}
         self._encoded: dict[str, list[Any]] = {}
 
@@ -163,6 +178,8 @@ class DataModule(pl.LightningDataModule):
         if self.cache_dir is None:
             return None
         key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-{tag}{fingerprint}"
+        if self.train_examples is not None:  # fitted on the subset only
+            key += f"-subset{self.train_examples}"
         return self.cache_dir / folder / f"{key}.json"
 
     def prepare_data(self) -> None:
@@ -190,8 +207,15 @@ class DataModule(pl.LightningDataModule):
         if split not in self.splits and not getattr(self.source, "any_split", False):
             raise ValueError(f"split {split!r} is not in this data; expected one of {self.splits}")
         if split not in self._raw:
-            self._raw[split], self.skipped[split] = self.source.load(split, self.root,
-                                                                     self.on_error)
+            examples, self.skipped[split] = self.source.load(split, self.root, self.on_error)
+            if split == "train" and self.train_examples is not None:
+                if self.train_examples > len(examples):
+                    raise ValueError(f"train_examples={self.train_examples} exceeds the "
+                                     f"{len(examples)} training examples")
+                keep = sorted(random.Random(0).sample(range(len(examples)),
+                                                      self.train_examples))
+                examples = [examples[i] for i in keep]  # in their order in the data
+            self._raw[split] = examples
         return self._raw[split]
 
     # ------------------------------------------------------------- batches
@@ -278,10 +302,13 @@ class TextDataModule(DataModule):
         on_error: str = "raise",
         num_workers: int = 0,
         seed: int = 0,
+        truncation: str = "head",
+        train_examples: int | None = None,
     ) -> None:
         super().__init__(source, root=root, cache_dir=cache_dir, batch_size=batch_size,
                          max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed)
+                         num_workers=num_workers, seed=seed, truncation=truncation,
+                         train_examples=train_examples)
         self.tokenizer_trainer = tokenizer or TokenizerTrainer()
         self.tokenizer = Tokenizer.from_json(trained_tokenizer) if trained_tokenizer else None
 

@@ -8,6 +8,10 @@ Three kinds, all deterministic given their training text:
 
 Special tokens have fixed ids in every vocabulary: ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2,
 ``<eos>`` 3.
+
+The text normaliser is part of the tokenizer (``NORMALIZERS``), so it travels inside every
+checkpoint and export with the vocabulary: a model pretrained on raw web reviews and fine-tuned
+on SST-2's Penn-Treebank-tokenised sentences sees both through the same normaliser.
 """
 
 from __future__ import annotations
@@ -44,16 +48,18 @@ class Tokenizer:
         lowercase: bool = True,
         min_freq: int = 1,
         max_vocab: int | None = None,
+        normalize: str = "nfkc",
     ) -> Tokenizer:
         """Train a word-level vocabulary: Unicode-normalized, optionally lowercased words, with
         every punctuation character a token of its own. Words seen fewer than ``min_freq`` times
-        and those beyond the ``max_vocab`` most frequent (specials included) map to ``<unk>``."""
+        and those beyond the ``max_vocab`` most frequent (specials included) map to ``<unk>``.
+        ``normalize``: one of ``NORMALIZERS``."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
         if max_vocab is not None and max_vocab <= len(SPECIALS):
             raise ValueError(f"max_vocab must exceed the {len(SPECIALS)} specials, got {max_vocab}")
         backend = _Backend(models.WordLevel(unk_token=UNK))
-        backend.normalizer = _normalizer(lowercase)
+        backend.normalizer = _normalizer(lowercase, normalize)
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
         )
@@ -73,14 +79,15 @@ class Tokenizer:
         vocab_size: int = 8000,
         lowercase: bool = False,
         min_freq: int = 2,
+        normalize: str = "nfkc",
     ) -> Tokenizer:
         """Train a byte-level BPE vocabulary of at most ``vocab_size`` tokens (specials and the
-        256 byte symbols included)."""
+        256 byte symbols included); ``normalize``: one of ``NORMALIZERS``."""
         if vocab_size < len(SPECIALS) + 256:
             raise ValueError(f"vocab_size for bpe must be at least {len(SPECIALS) + 256} "
                              f"(specials and the byte alphabet), got {vocab_size}")
         backend = _Backend(models.BPE())
-        backend.normalizer = _normalizer(lowercase)
+        backend.normalizer = _normalizer(lowercase, normalize)
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
@@ -150,9 +157,33 @@ class Tokenizer:
         return self.backend.decode(list(ids), skip_special_tokens=True)
 
 
-def _normalizer(lowercase: bool) -> normalizers.Normalizer:
+#: Text normalisers, applied before the vocabulary:
+#: - ``nfkc``: Unicode NFKC only.
+#: - ``review``: NFKC, then what reconciles web reviews (IMDB) with the Penn-Treebank-tokenised
+#:   sentences of SST-2: HTML line breaks ``<br />`` become spaces (fastai's ``fix_html``), the
+#:   clitic "n't" is split off as the Treebank does ("doesn't" -> "does n't", as SST-2 writes
+#:   it), and the Treebank's bracket and quote escapes become the characters they stand for.
+NORMALIZERS = ("nfkc", "review")
+_REVIEW_REPLACEMENTS = ((Regex(r"<br\s*/?>"), " "), ("n't", " n't"), ("-lrb-", "("),
+                        ("-rrb-", ")"), ("``", '"'), ("''", '"'))
+
+
+def _normalizer(lowercase: bool, normalize: str = "nfkc") -> normalizers.Normalizer:
+    if normalize not in NORMALIZERS:
+        raise ValueError(f"tokenizer normalize must be one of {NORMALIZERS}, got {normalize!r}")
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    if normalize == "review":
+        # After lowercasing, so the Treebank escapes (-LRB-, -lrb-) match in either case.
+        steps += [normalizers.Replace(pattern, by) for pattern, by in _REVIEW_REPLACEMENTS]
     return normalizers.Sequence(steps)
+
+
+def normalizer_settings(tokenizer: Tokenizer) -> dict[str, object]:
+    """What must agree between a pretrained tokenizer and the data that adopts it: its kind,
+    normaliser and pre-tokenizer, as the ``tokenizers`` JSON describes them."""
+    spec = json.loads(tokenizer.to_json())
+    return {"kind": tokenizer.kind, "normalizer": spec.get("normalizer"),
+            "pre_tokenizer": spec.get("pre_tokenizer")}
 
 
 KINDS = ("word", "bpe", "char")
@@ -167,6 +198,7 @@ class TokenizerTrainer:
         min_freq: rarer units (words, merges, characters) are left out.
         vocab_size: the most tokens, specials included (``word``: the most frequent words;
             ``bpe``: the merge budget; ignored by ``char``). None: no cap.
+        normalize: the text normaliser (``NORMALIZERS``), for ``word`` and ``bpe``.
     """
 
     def __init__(
@@ -175,6 +207,7 @@ class TokenizerTrainer:
         lowercase: bool = True,
         min_freq: int = 1,
         vocab_size: int | None = 30_000,
+        normalize: str = "nfkc",
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
@@ -182,19 +215,30 @@ class TokenizerTrainer:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
         if kind == "bpe" and vocab_size is None:
             raise ValueError("a bpe tokenizer needs a vocab_size")
+        if normalize not in NORMALIZERS:
+            raise ValueError(f"tokenizer normalize must be one of {NORMALIZERS}, got "
+                             f"{normalize!r}")
+        if kind == "char" and normalize != "nfkc":
+            raise ValueError(f"tokenizer normalize={normalize!r} applies to word and bpe "
+                             "tokenizers; a char tokenizer keeps the text as it is")
         self.kind, self.lowercase, self.min_freq, self.vocab_size = (
             kind, lowercase, min_freq, vocab_size)
+        self.normalize = normalize
 
     def train(self, texts: Iterable[str]) -> Tokenizer:
         if self.kind == "word":
             return Tokenizer.train_word_level(texts, lowercase=self.lowercase,
-                                              min_freq=self.min_freq, max_vocab=self.vocab_size)
+                                              min_freq=self.min_freq, max_vocab=self.vocab_size,
+                                              normalize=self.normalize)
         if self.kind == "bpe":
             return Tokenizer.train_bpe(texts, vocab_size=self.vocab_size,
-                                       lowercase=self.lowercase, min_freq=self.min_freq)
+                                       lowercase=self.lowercase, min_freq=self.min_freq,
+                                       normalize=self.normalize)
         return Tokenizer.train_char(texts, lowercase=self.lowercase, min_freq=self.min_freq)
 
     def fingerprint(self) -> str:
         """Identifies the training recipe, for caching trained tokenizers."""
         spec = [self.kind, self.lowercase, self.min_freq, self.vocab_size]
+        if self.normalize != "nfkc":  # older caches keep their names
+            spec.append(self.normalize)
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]

@@ -13,12 +13,20 @@ from nlp_lstm.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from nlp_lstm.generation.corpus import SyntheticText
-    from nlp_lstm.generation.data import GenerationDataModule, TextFiles, TinyShakespeare
+    from nlp_lstm.generation.data import (
+        GenerationDataModule,
+        IMDBReviews,
+        LabeledText,
+        TextFiles,
+        TinyShakespeare,
+    )
     from nlp_lstm.generation.module import LanguageModel
     from nlp_lstm.generation.net import LanguageModelNet, LMState
 
 _HOMES = {
     "GenerationDataModule": "nlp_lstm.generation.data",
+    "IMDBReviews": "nlp_lstm.generation.data",
+    "LabeledText": "nlp_lstm.generation.data",
     "LMState": "nlp_lstm.generation.net",
     "LanguageModel": "nlp_lstm.generation.module",
     "LanguageModelNet": "nlp_lstm.generation.net",
@@ -29,7 +37,9 @@ _HOMES = {
 
 __all__ = [
     "GenerationDataModule",
+    "IMDBReviews",
     "LMState",
+    "LabeledText",
     "LanguageModel",
     "LanguageModelNet",
     "SyntheticText",

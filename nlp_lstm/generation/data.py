@@ -143,6 +143,78 @@ class TextFiles:
         return text.split(self.separator), 0
 
 
+class IMDBReviews:
+    """The 50,000 unlabelled IMDB reviews (Maas et al. 2011) under ``root/imdb/unsup.txt.gz``,
+    one review a line, for language-model pretraining: the last ``val_reviews`` are ``val``,
+    the others ``train``. The reviews keep their HTML line breaks (``<br />``); the tokenizer's
+    ``review`` normaliser maps them to spaces (``nlp_lstm.data.tokenizer.NORMALIZERS``), the
+    same for pretraining and fine-tuning.
+
+    Args:
+        val_reviews: reviews held out for validation.
+    """
+
+    splits: tuple[str, ...] = ("train", "val")
+    separator: str = "\n"
+    file = "imdb/unsup.txt.gz"
+
+    def __init__(self, val_reviews: int = 2000) -> None:
+        if not isinstance(val_reviews, int) or not 0 < val_reviews < 50_000:
+            raise ValueError(f"val_reviews must be an integer in (0, 50000), got {val_reviews!r}")
+        self.val_reviews = val_reviews
+
+    def _path(self, root: Path) -> Path:
+        path = root / self.file
+        if not path.is_file():
+            raise DataError(f"IMDB reviews not found: {path}; expected the unlabelled reviews "
+                            "one a line (see the shared data README), under the data root "
+                            "(NLP_LSTM_DATA)")
+        return path
+
+    def prepare(self, root: Path) -> None:
+        self._path(root)
+
+    def fingerprint(self, root: Path) -> str:
+        return f"{file_fingerprint(self._path(root))}-{self.val_reviews}"
+
+    def load(self, split: str, root: Path, on_error: str = "raise") -> tuple[list[str], int]:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for the IMDB reviews; expected one of "
+                             f"{self.splits}")
+        reviews = [line for line in read_text(self._path(root)).split("\n") if line.strip()]
+        if len(reviews) <= self.val_reviews:
+            raise DataError(f"{self._path(root)}: {len(reviews)} reviews, too few to hold out "
+                            f"val_reviews={self.val_reviews}")
+        cut = len(reviews) - self.val_reviews
+        return (reviews[:cut] if split == "train" else reviews[cut:]), 0
+
+
+class LabeledText:
+    """The text of a labelled source (SST-2, IMDB, the user's TSV files) without its labels, one
+    document per example: to fine-tune a pretrained language model on the target task's text
+    before its classifier (ULMFiT's second stage). Reads only the splits it is asked for.
+
+    Args:
+        source: a sentiment source (``nlp_lstm.sentiment.SST2``, ``IMDB``, ``LabeledTSV``).
+    """
+
+    separator: str = "\n"
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.splits = tuple(source.splits)
+
+    def prepare(self, root: Path) -> None:
+        self.source.prepare(root)
+
+    def fingerprint(self, root: Path) -> str:
+        return f"text-{self.source.fingerprint(root)}"
+
+    def load(self, split: str, root: Path, on_error: str = "raise") -> tuple[list[str], int]:
+        examples, skipped = self.source.load(split, root, on_error)
+        return [text.replace("\n", " ") for text, _ in examples], skipped
+
+
 MODES = ("stream", "sentences")
 
 
@@ -239,6 +311,8 @@ class GenerationDataModule(TextDataModule):
         tokenizer: how to train the tokenizer; None: character level, cased.
         mode: ``stream`` or ``sentences``.
         seq_len: T of the stream mode, time steps per batch.
+        reverse: serve the text right to left (the stream's tokens, or each sentence's, in
+            reverse order), to train the backward language model of a biLM.
         The other arguments are those of ``TextDataModule``; ``max_tokens`` and ``max_length``
         apply to the sentences mode only.
     """
@@ -251,6 +325,7 @@ class GenerationDataModule(TextDataModule):
         tokenizer: TokenizerTrainer | None = None,
         mode: str = "stream",
         seq_len: int = 128,
+        reverse: bool = False,
         root: str | None = None,
         cache_dir: str | None = None,
         trained_tokenizer: str | None = None,
@@ -273,7 +348,7 @@ class GenerationDataModule(TextDataModule):
             batch_size=batch_size, max_tokens=max_tokens, max_length=max_length,
             on_error=on_error, num_workers=num_workers, seed=seed,
         )
-        self.mode, self.seq_len = mode, seq_len
+        self.mode, self.seq_len, self.reverse = mode, seq_len, reverse
 
     @property
     def separator(self) -> str:
@@ -297,7 +372,8 @@ class GenerationDataModule(TextDataModule):
                 if i:
                     ids.extend(separator)
                 ids.extend(doc)
-            self._encoded[key] = torch.tensor(ids, dtype=torch.int64)  # (N,)
+            stream = torch.tensor(ids, dtype=torch.int64)  # (N,)
+            self._encoded[key] = stream.flip(0) if self.reverse else stream
         return self._encoded[key]
 
     def probe_masks(self, split: str) -> list[list[bool]] | None:
@@ -335,12 +411,23 @@ class GenerationDataModule(TextDataModule):
             if i:
                 flat.extend(separator)
             flat.extend(mask)
-        return torch.tensor(flat, dtype=torch.bool)  # (N,)
+        probe = torch.tensor(flat, dtype=torch.bool)  # (N,)
+        return probe.flip(0) if self.reverse else probe
+
+    def characters(self, split: str) -> int:
+        """The characters of the split's text (documents joined by the separator) as the
+        tokenizer's normaliser leaves them (e.g. without the HTML line breaks it removes)."""
+        docs = self._examples(split)
+        normalizer = self.tokenizer.backend.normalizer
+        if normalizer is not None:
+            docs = [normalizer.normalize_str(doc) for doc in docs]
+        return sum(map(len, docs)) + len(self.separator) * (len(docs) - 1)
 
     def characters_per_token(self, split: str) -> float:
-        """The split's characters (documents joined by the separator) per served token."""
-        docs = self._examples(split)
-        characters = sum(map(len, docs)) + len(self.separator) * (len(docs) - 1)
+        """The split's ``characters`` per served token."""
+        if self.tokenizer is None:
+            self.setup()
+        characters = self.characters(split)
         if self.mode == "stream":
             tokens = self.stream(split).numel()
         else:
@@ -355,7 +442,8 @@ class GenerationDataModule(TextDataModule):
         key = f"sentences:{split}"
         if key not in self._encoded:
             docs = [doc for doc in self._examples(split) if doc.strip()]
-            self._encoded[key] = [self.guard([*ids, self.tokenizer.eos_id])
+            self._encoded[key] = [self.guard([*(ids[::-1] if self.reverse else ids),
+                                              self.tokenizer.eos_id])
                                   for ids in self.tokenizer.encode_batch(docs)]
         return self._encoded[key]
 
@@ -375,6 +463,8 @@ class GenerationDataModule(TextDataModule):
             masks = [mask for mask, doc in zip(masks, self._examples(split), strict=True)
                      if doc.strip()]
         # A target is the document's tokens and <eos> (unscored), truncated like the target.
+        if masks is not None and self.reverse:
+            masks = [mask[::-1] for mask in masks]
         examples = [(ids, None if masks is None else (masks[i] + [False])[: len(ids)])
                     for i, ids in enumerate(data)]
         collate = SentenceCollate(self.tokenizer.bos_id, self.tokenizer.pad_id,
@@ -405,7 +495,7 @@ class GenerationDataModule(TextDataModule):
             splits[split] = {
                 "examples": sum(1 for doc in docs if doc.strip()),
                 "tokens": tokens,
-                "characters": sum(map(len, docs)) + len(self.separator) * (len(docs) - 1),
+                "characters": self.characters(split),
             }
             if self.skipped.get(split):
                 splits[split]["skipped"] = self.skipped[split]

@@ -52,6 +52,11 @@ class _Step(nn.Module):
 
 def build(model: Any) -> Export:
     net = model.net
+    if net.adaptive or model.reverse:
+        what = "an adaptive softmax" if net.adaptive else "a backward (reverse) model"
+        raise ValueError(f"this language model has {what}, which the ONNX export does not "
+                         "cover: export a forward model with a full softmax, or a task "
+                         "fine-tuned from this one")
     names = _state_names(net)
     tokens = torch.tensor([[5, 6, 7], [8, 9, 10]]).clamp(max=model.tokenizer.vocab_size - 1)
     batch = {"h": 1, "c": 1, "memory": 0, "memory_mask": 0}  # the batch axis of each

@@ -55,7 +55,14 @@ class LanguageModel(GeneratesText, TaskModule):
         max_length: a prompt longer than this many tokens keeps its last ``max_length`` (the
             prompt is read in one forward call, whose memory grows with its length); a
             Transformer's prompt keeps at most its context, ``encoder.max_length``.
+        adaptive_cutoffs: an adaptive softmax's cluster boundaries (``LanguageModelNet``).
+        reverse: the model reads its text right to left (the data module's ``reverse``): the
+            backward half of a biLM, whose layers fill the backward direction of a
+            bidirectional encoder (``nlp_lstm.transfer``). It cannot generate.
         optimizer, scheduler: see ``TaskModule``.
+        init_from: where the weights start from (``nlp_lstm.transfer``; e.g. a pretrained
+            language model fine-tuned on the target task's text). Applied by the train command
+            before fitting and kept as a record: loading a checkpoint never reads it again.
     """
 
     task = "generation"
@@ -74,11 +81,15 @@ class LanguageModel(GeneratesText, TaskModule):
         dropout_output: float = 0.0,
         tie_embeddings: bool = True,
         max_length: int = 4096,
+        adaptive_cutoffs: list[int] | None = None,
+        reverse: bool = False,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        init_from: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.reverse = reverse
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
         self.tokenizer = Tokenizer.from_json(tokenizer)
@@ -90,7 +101,7 @@ class LanguageModel(GeneratesText, TaskModule):
             pad_id=self.tokenizer.pad_id, attention=attention, attention_window=attention_window,
             dropout_embedding=dropout_embedding, dropout_input=dropout_input,
             dropout_hidden=dropout_hidden, dropout_output=dropout_output,
-            tie_embeddings=tie_embeddings)
+            tie_embeddings=tie_embeddings, adaptive_cutoffs=adaptive_cutoffs)
         # Sums synced across DDP ranks by torchmetrics: the metrics are those of the whole split.
         self.sums = torch.nn.ModuleDict({f"{stage}_{name}": SumMetric()
                                          for stage in ("val", "test") for name in SUMS})
@@ -98,7 +109,8 @@ class LanguageModel(GeneratesText, TaskModule):
 
     # -------------------------------------------------------------- the state
     def _forward(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        """Logits (B, T, V) of a batch; stream batches continue the stage's carried state."""
+        """Features (B, T, O) of a batch for ``net.output``/``net.target_log_probs``; stream
+        batches continue the stage's carried state."""
         carry = batch.get("lengths") is None and self.net.carries_state
         lengths = batch.get("lengths")
         state = None
@@ -106,10 +118,10 @@ class LanguageModel(GeneratesText, TaskModule):
             state = self._states.get(stage)
             if state is not None and state.h.size(1) != batch["input"].size(0):
                 state = None  # a different number of streams: a new text
-        logits, new_state = self.net(batch["input"], state, lengths)  # (B, T, V)
+        x, new_state = self.net.features(batch["input"], state, lengths)  # (B, T, O)
         if carry:  # truncated BPTT: carry the values, cut the graph
             self._states[stage] = new_state.detach()
-        return logits
+        return x
 
     def on_train_epoch_start(self) -> None:
         self._states.pop("train", None)
@@ -122,20 +134,30 @@ class LanguageModel(GeneratesText, TaskModule):
 
     # -------------------------------------------------------------- training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self._forward(batch, "train")  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch["target"].flatten(),
-                               ignore_index=self.tokenizer.pad_id)
+        x = self._forward(batch, "train")  # (B, T, O)
+        target = batch["target"]  # (B, T)
+        if self.net.adaptive:
+            real = target != self.tokenizer.pad_id  # (B, T)
+            loss = -(self.net.target_log_probs(x, target) * real).sum() / real.sum().clamp(min=1)
+        else:
+            loss = F.cross_entropy(self.net.output(x).flatten(0, 1), target.flatten(),
+                                   ignore_index=self.tokenizer.pad_id)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].size(0))
         return loss
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        logits = self._forward(batch, stage)  # (B, T, V)
+        x = self._forward(batch, stage)  # (B, T, O)
         target = batch["target"]  # (B, T)
-        nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(),
-                               ignore_index=self.tokenizer.pad_id, reduction="sum")
-        sums = {"nats": nats, "tokens": (target != self.tokenizer.pad_id).sum(),
-                "characters": batch["characters"]}
-        if "probe" in batch:
+        real = target != self.tokenizer.pad_id  # (B, T)
+        if self.net.adaptive:  # the target's probability only, not all V
+            nats = -(self.net.target_log_probs(x, target) * real).sum()
+            logits = None
+        else:
+            logits = self.net.output(x)  # (B, T, V)
+            nats = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(),
+                                   ignore_index=self.tokenizer.pad_id, reduction="sum")
+        sums = {"nats": nats, "tokens": real.sum(), "characters": batch["characters"]}
+        if "probe" in batch and logits is not None:
             probe = batch["probe"]  # (B, T)
             sums["probe_correct"] = ((logits.argmax(-1) == target) & probe).sum()
             sums["probe_total"] = probe.sum()
@@ -175,6 +197,10 @@ class LanguageModel(GeneratesText, TaskModule):
         """The prompt's ids (the separator's if the prompt is empty), its last ``max_length``
         kept (a Transformer's context, if shorter), and how many tokens were cut
         (``nlp_lstm.inference.encode_prompt``)."""
+        if self.reverse:
+            raise ValueError("this language model reads its text right to left (reverse=True), "
+                             "the backward half of a biLM: it scores and transfers, but "
+                             "generation needs a forward model")
         limit = self.max_length if self.net.context is None else min(self.max_length,
                                                                       self.net.context)
         return encode_prompt(self.tokenizer, prompt, self.separator, limit)

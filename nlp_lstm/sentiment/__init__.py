@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from nlp_lstm.sentiment.corpus import SyntheticSentiment
     from nlp_lstm.sentiment.data import SST2, LabeledTSV, SentimentDataModule
     from nlp_lstm.sentiment.distill import Augmentation, DistilledClassifier, TransferSetDataModule
+    from nlp_lstm.sentiment.imdb import IMDB
     from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
 
 _HOMES = {
     "Augmentation": "nlp_lstm.sentiment.distill",
     "BagOfWordsClassifier": "nlp_lstm.sentiment.module",
     "DistilledClassifier": "nlp_lstm.sentiment.distill",
+    "IMDB": "nlp_lstm.sentiment.imdb",
     "LabeledTSV": "nlp_lstm.sentiment.data",
     "SST2": "nlp_lstm.sentiment.data",
     "SentimentClassifier": "nlp_lstm.sentiment.module",
@@ -31,6 +33,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "IMDB",
     "SST2",
     "Augmentation",
     "BagOfWordsClassifier",

@@ -18,4 +18,5 @@ def build(model: Any) -> Export:
     graph = Graph("model", Probabilities(model.net), (tokens, lengths), ["tokens", "lengths"],
                   ["probs"], {"tokens": {0: "B", 1: "T"}, "lengths": {0: "B"}, "probs": {0: "B"}})
     return Export([graph], {"tokenizer": model.tokenizer},
-                  {"labels": list(model.labels), "special_ids": special_ids(model.tokenizer)})
+                  {"labels": list(model.labels), "special_ids": special_ids(model.tokenizer),
+                   "truncation": model.truncation})

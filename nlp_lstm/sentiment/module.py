@@ -36,6 +36,9 @@ class TextClassifier(TaskModule):
     """
 
     task = "sentiment"
+    #: Which tokens an input over ``max_length`` keeps (``LengthGuard`` policies); models
+    #: trained on data truncated otherwise set it, so prediction sees what training saw.
+    truncation: str = "head"
 
     def __init__(
         self,
@@ -112,7 +115,7 @@ class TextClassifier(TaskModule):
     def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """Label raw texts. Returns one ``{"text", "label", "probs"}`` per text and how many
         texts the length guard truncated."""
-        guard = LengthGuard(self.max_length)
+        guard = LengthGuard(self.max_length, self.truncation)
         ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
         tokens, lengths = pad_sequences(ids, self.tokenizer.pad_id)  # (B, T), (B,)
         self.eval()
@@ -136,6 +139,12 @@ class SentimentClassifier(TextClassifier):
             ``TransformerEncoder``'s (see ``LSTMClassifierNet``).
         pooling: ``last``, ``mean``, ``max`` or ``attention``.
         dropout: on the embeddings and before the head.
+        layer_lr_decay: discriminative learning rates (``TaskModule.parameter_groups``).
+        freeze: modules of the network kept fixed, e.g. ``[embedding, encoder]``: the
+            pretrained encoder as a feature extractor (ELMo-style), only the head trains.
+        init_from: where the weights start from (``nlp_lstm.transfer``): applied by the train
+            command before fitting and kept as a record; loading a checkpoint never reads it.
+        truncation: the data's length policy (``data.truncation``), applied by ``predict``.
     """
 
     def __init__(
@@ -151,6 +160,9 @@ class SentimentClassifier(TextClassifier):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         layer_lr_decay: float | None = None,
+        freeze: Sequence[str] = (),
+        init_from: Mapping[str, Any] | None = None,
+        truncation: str = "head",
     ) -> None:
         super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -159,6 +171,10 @@ class SentimentClassifier(TextClassifier):
                                      self.tokenizer.pad_id, embedding_dim,
                                      dict(encoder or {"hidden_size": 128, "bidirectional": True}),
                                      pooling, dropout)
+        LengthGuard(max_length, truncation)  # checks the policy's name
+        self.truncation = truncation
+        if freeze:
+            self.freeze(list(freeze))
 
 
 class BagOfWordsClassifier(TextClassifier):

@@ -27,7 +27,7 @@ class OnnxClassifier(ExportedTask):
 
     def predict(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
         """One ``{"text", "label", "probs"}`` per text, and how many texts were truncated."""
-        guard = LengthGuard(self.max_length)
+        guard = LengthGuard(self.max_length, self.export.manifest.get("truncation", "head"))
         ids = [guard(self.tokenizer.encode(t) or [self.tokenizer.unk_id]) for t in texts]
         tokens, lengths = pad(ids, self.tokenizer.pad_id)  # (B, T), (B,)
         probs = self.export.run("model", {"tokens": tokens, "lengths": lengths})["probs"]
