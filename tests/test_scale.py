@@ -175,8 +175,8 @@ def test_every_experiment_runs_with_debug_fdr(name, tmp_path):
     if missing:
         pytest.skip(f"needs the user's {missing}")
     real = str(cfg.data.source._target_).rsplit(".", 1)[-1]
-    if real in ("SST2", "Multi30k", "TinyShakespeare", "SeriesFile") and not os.environ.get(
-            "NLP_LSTM_DATA"):
+    shared = ("SST2", "Multi30k", "TinyShakespeare", "SeriesFile", "IMDB", "IMDBReviews")
+    if real in shared and not os.environ.get("NLP_LSTM_DATA"):
         pytest.skip(f"needs {real} under $NLP_LSTM_DATA")
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("a GPU preset: composes here, runs on a GPU")

@@ -42,6 +42,8 @@ REQUIRED = {"data=tsv": ["data.source.train=a.tsv", "data.source.val=b.tsv"],
             "model=sentiment_student": ["model.teacher_ckpt=teacher.ckpt"],
             "experiment=sst2_distill": ["model.teacher_ckpt=teacher.ckpt"],
             "experiment=sst2_pretrained": ["model.init_from.ckpt=[a.ckpt]"],
+            # the synthetic vocabulary is smaller than the IMDB softmax's clusters
+            "experiment=pretrain_imdb": ["model.adaptive_cutoffs=[5]"],
             "experiment=imdb_pretrained": ["model.init_from.ckpt=[a.ckpt]"],
             "experiment=multi30k_seqkd": ["data.source.train=[a.de,a.en]"]}
 

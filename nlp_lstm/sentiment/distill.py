@@ -190,11 +190,14 @@ class TransferSetDataModule(SentimentDataModule):
         on_error: str = "raise",
         num_workers: int = 0,
         seed: int = 0,
+        truncation: str = "head",
+        train_examples: int | None = None,
     ) -> None:
         super().__init__(source, tokenizer=tokenizer, root=root, cache_dir=cache_dir,
                          trained_tokenizer=trained_tokenizer, batch_size=batch_size,
                          max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed)
+                         num_workers=num_workers, seed=seed, truncation=truncation,
+                         train_examples=train_examples)
         self.augment = augment
 
     def dataset(self, split: str) -> list[tuple[list[int], int]]:
@@ -333,6 +336,9 @@ class DistilledClassifier(SentimentClassifier):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         layer_lr_decay: float | None = None,
+        freeze: Sequence[str] = (),
+        init_from: Mapping[str, Any] | None = None,
+        truncation: str = "head",
     ) -> None:
         check_distillation(alpha, temperature, soft_loss)
         if init_embedding not in EMBEDDING_INITS:
@@ -343,7 +349,8 @@ class DistilledClassifier(SentimentClassifier):
                              f"model.init_embedding={init_embedding}; only alpha=1 with a random "
                              f"embedding trains without a teacher")
         super().__init__(tokenizer, labels, embedding_dim, encoder, pooling, dropout, max_length,
-                         class_weights, optimizer, scheduler, layer_lr_decay)
+                         class_weights, optimizer, scheduler, layer_lr_decay, freeze, init_from,
+                         truncation)
         self.teacher_ckpt = teacher_ckpt
         self.alpha, self.temperature, self.soft_loss = alpha, temperature, soft_loss
         self.init_embedding = init_embedding
