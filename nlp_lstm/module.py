@@ -119,11 +119,8 @@ class TaskModule(pl.LightningModule):
         """What the optimizer trains: every parameter at the optimizer's rate, or with
         ``layer_lr_decay`` the network's layer groups, the top one at that rate; frozen
         modules' parameters (``freeze``) never."""
-        if self.frozen:  # gradual unfreezing (requires_grad flips later) freezes no module
-            fixed = {id(p) for name in self.frozen
-                     for p in getattr(self.net, name).parameters()}
-        else:
-            fixed = set()
+        # Only ``freeze``'s modules: gradual unfreezing flips requires_grad later on.
+        fixed = {id(p) for name in self.frozen for p in getattr(self.net, name).parameters()}
         if not self.layer_lr_decay:
             return [p for p in self.parameters() if id(p) not in fixed]
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")

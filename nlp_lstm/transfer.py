@@ -33,6 +33,7 @@ tokenizer and the embedding's rows are copied by token string, with the coverage
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import zipfile
@@ -110,27 +111,20 @@ class Source:
         return "/".join(self.path.parts[-3:])
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def canonical_name(name: str, reverse: bool = False) -> str:
+    """A network parameter's canonical name: a language model's layer k is layer k of a
+    stacked encoder (its reverse direction for a model reading right to left)."""
+    match = _LM_LAYER.match(name)
+    if not match:
+        return name
+    k, weight, rest = match.groups()
+    return f"encoder.{weight}_l{k}{'_reverse' if reverse else ''}{rest}"
 
 
 def canonical_names(net: nn.Module, reverse: bool = False) -> dict[str, str]:
     """Canonical name -> the network's own parameter name, for every parameter (tied ones
     once, under their first name)."""
-    names = {}
-    for name, _ in net.named_parameters():
-        match = _LM_LAYER.match(name)
-        if match:  # a language model's layer k: layer k of a stacked encoder
-            k, weight, rest = match.groups()
-            canonical = f"encoder.{weight}_l{k}{'_reverse' if reverse else ''}{rest}"
-        else:
-            canonical = name
-        names[canonical] = name
-    return names
+    return {canonical_name(name, reverse): name for name, _ in net.named_parameters()}
 
 
 def read_source(path: Path) -> Source:
@@ -139,9 +133,9 @@ def read_source(path: Path) -> Source:
     if not path.is_file():
         raise ValueError(f"model.init_from.ckpt: {path} not found; expected a checkpoint file "
                          "(e.g. a pretraining run's checkpoints/best.ckpt)")
-    digest = sha256(path)
+    data = path.read_bytes()  # read once: hashed for the provenance, then loaded
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
         raise ValueError(f"model.init_from.ckpt: {path} is not a readable checkpoint (corrupt "
                          f"or tampered: {str(err).splitlines()[0]})") from err
@@ -156,18 +150,12 @@ def read_source(path: Path) -> Source:
     if not net_state:
         raise ValueError(f"model.init_from.ckpt: {path} ({meta.get('task')} task) has no "
                          "network weights to transfer")
-    tensors = {}
-    for name, tensor in net_state.items():
-        match = _LM_LAYER.match(name)
-        if match:
-            k, weight, rest = match.groups()
-            name = f"encoder.{weight}_l{k}{'_reverse' if reverse else ''}{rest}"
-        tensors[name] = tensor
+    tensors = {canonical_name(name, reverse): tensor for name, tensor in net_state.items()}
     tokenizer = None
     if isinstance(hparams.get("tokenizer"), str):
         tokenizer = Tokenizer.from_json(hparams["tokenizer"])
-    return Source(path, digest, str(meta.get("task")), str(meta.get("model")), reverse,
-                  tensors, tokenizer)
+    return Source(path, hashlib.sha256(data).hexdigest(), str(meta.get("task")),
+                  str(meta.get("model")), reverse, tensors, tokenizer)
 
 
 def read_sources(spec: InitFrom) -> list[Source]:
@@ -365,14 +353,12 @@ def init_from(net: nn.Module, spec: InitFrom, sources: Sequence[Source],
                          f"{have}")
     forward = [r for r in report.rows if r[0].startswith("encoder.") and "_reverse" not in r[0]]
     backward = [r for r in report.rows if r[0].startswith("encoder.") and "_reverse" in r[0]]
-    if forward and backward:
-        for rows, side, other in ((forward, "forward", "backward"),
-                                  (backward, "backward", "forward")):
-            if all(r[1] == "loaded" for r in rows) and all(r[1] == "new" for r in
-                                                           (backward if side == "forward"
-                                                            else forward)):
-                report.notes.append(f"a {side} language model filled the {side} direction "
-                                    f"only; the {other} direction is newly initialised")
+    for side, filled, other, empty in (("forward", forward, "backward", backward),
+                                       ("backward", backward, "forward", forward)):
+        if (filled and empty and all(r[1] == "loaded" for r in filled)
+                and all(r[1] == "new" for r in empty)):
+            report.notes.append(f"a {side} language model filled the {side} direction only; "
+                                f"the {other} direction is newly initialised")
     report.provenance = {
         "sources": [{"path": str(s.path), "sha256": s.sha256, "task": s.task, "model": s.model,
                      "reverse": s.reverse} for s in sources],
