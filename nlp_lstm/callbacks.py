@@ -89,6 +89,18 @@ def _checkpoint_dir(trainer: pl.Trainer) -> Path:
     return Path(trainer.default_root_dir) / "checkpoints"
 
 
+class ValidateAtStop(pl.Callback):
+    """Validate on the step that reaches ``max_steps``. Lightning ends the epoch there
+    without validating unless the step happens to be a validation step, so best.ckpt and the
+    final evaluation missed every step since the last validation; a stop requested by a
+    callback does validate (as ``max_time`` and a time budget stop)."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
 class RNGState(pl.Callback):
     """Saves Python, NumPy and torch RNG states in checkpoints and restores them when training
     resumes, so a run resumed at an epoch boundary draws the same dropout masks as one that was

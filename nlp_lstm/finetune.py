@@ -84,9 +84,17 @@ class SlantedTriangularLR(LRScheduler):
         if total_steps < 1 or not 0 < cut_frac < 1 or ratio < 1:
             raise ValueError(f"total_steps must be positive, cut_frac in (0, 1) and ratio >= 1, "
                              f"got {total_steps}, {cut_frac} and {ratio}")
-        self.total_steps, self.cut_frac, self.ratio = total_steps, cut_frac, ratio
-        self.cut = max(1, math.floor(total_steps * cut_frac))
+        self.cut_frac, self.ratio = cut_frac, ratio
+        self.set_total_steps(total_steps)
         super().__init__(optimizer, last_epoch)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Where the schedule ends (and so where it peaks): set at construction, or later by a
+        time budget (``nlp_lstm.budget``)."""
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        self.total_steps = int(total_steps)
+        self.cut = max(1, math.floor(total_steps * self.cut_frac))
 
     def factor(self, step: int) -> float:
         """The multiplier of each group's rate at ``step``."""

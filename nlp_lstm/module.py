@@ -9,6 +9,7 @@ metrics, optimizer and tokenizer(s), takes plain hyperparameters and calls
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 #: The layout of checkpoints this version writes and reads. Format 1 (nlp-lstm 0.1) stored the
 #: networks' layers on the module itself and their encoder settings flat.
 CHECKPOINT_FORMAT = 2
+PROVISIONAL_STEPS = 1_000_000  # the schedule's horizon until a time budget sets it
 
 
 def check_format(meta: dict[str, Any], where: str) -> None:
@@ -69,6 +71,12 @@ class TaskModule(pl.LightningModule):
     layer_lr_decay: float | None = None
     #: Modules of ``self.net`` kept fixed (``freeze``): feature extraction, ELMo-style.
     frozen: tuple[str, ...] = ()
+
+    @property
+    def final_eval_cost(self) -> float:
+        """The final evaluation's cost per batch over validation's during fitting (a time
+        budget reserves it: ``nlp_lstm.budget``); the same pass unless a task says otherwise."""
+        return 1.0
 
     def __init__(
         self, optimizer: OptimizerFactory | None = None, scheduler: SchedulerFactory | None = None
@@ -110,7 +118,10 @@ class TaskModule(pl.LightningModule):
         optimizer = self.optimizer_factory(self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.trainer.estimated_stepping_batches
+        # No step or epoch limit (a time budget): a provisional horizon, flat after warmup,
+        # until nlp_lstm.budget has measured the step time and sets the real one.
+        total = PROVISIONAL_STEPS if math.isinf(total) else int(total)
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         schedule = {"scheduler": scheduler, "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -30,10 +30,18 @@ class WarmupCosineLR(LRScheduler):
             raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
-        self.total_steps = int(total_steps)
-        self.warmup_steps = min(int(warmup_steps), int(total_steps))
+        self.requested_warmup = int(warmup_steps)
+        self.set_total_steps(total_steps)
         self.min_lr_ratio = float(min_lr_ratio)
         super().__init__(optimizer, last_epoch)
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Where the cosine ends: set at construction, or later by a time budget
+        (``nlp_lstm.budget``) once it has measured the step time."""
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        self.total_steps = int(total_steps)
+        self.warmup_steps = min(self.requested_warmup, self.total_steps)
 
     def factor(self, step: int) -> float:
         """The multiplier of the base rate at a given step."""

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from nlp_lstm.budget import TimeBudget, format_duration, parse_duration
 from nlp_lstm.cli import check_encoder_choice
 from nlp_lstm.module import quiet_loops
-from nlp_lstm.precision import check_precision
+from nlp_lstm.precision import AUTO, check_precision, choose_precision, probe_training_step
 from nlp_lstm.registry import get_task
 from nlp_lstm.report import print_metrics
 from nlp_lstm.task import Task
@@ -30,6 +34,8 @@ def train(cfg: DictConfig) -> float | None:
     """Train the configured task. Writes checkpoints, CSV metrics, the resolved config and
     ``metrics.json`` under ``cfg.paths.output_dir``; returns the monitored validation metric
     (for sweeps), or None when no validation ran."""
+    start = time.monotonic()  # a time budget counts from here: data preparation included
+    budget = parse_duration(cfg.budget) if cfg.get("budget") else None
     check_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     if HydraConfig.initialized():  # a command-line run: its choices are known
         check_encoder_choice(HydraConfig.get().runtime.choices)
@@ -55,7 +61,14 @@ def train(cfg: DictConfig) -> float | None:
     if not cfg.trainer.get("enable_progress_bar", True):  # the trainer's switch wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    overrides = _precision(cfg, model, datamodule, out)
+    if budget is not None:
+        callbacks.append(_time_budget(cfg, budget, start, datamodule, out))
+        overrides |= {"max_epochs": -1, "max_steps": -1, "max_time": None,  # the budget's now
+                      # the sanity check's batches time a validation before the plan needs it
+                      "num_sanity_val_steps": max(2, cfg.trainer.get("num_sanity_val_steps", 2))}
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
+                                      **overrides)
 
     # Our checkpoints hold tensors and plain data only: load them that way, also to resume.
     with quiet_loops():
@@ -76,10 +89,48 @@ def train(cfg: DictConfig) -> float | None:
     if datamodule.truncated:
         metrics["truncated_examples"] = datamodule.truncated
     metrics["checkpoint"] = best
+    metrics["precision"] = str(trainer.precision)
+    if budget is not None:
+        metrics |= {"budget_seconds": budget, "wall_seconds": round(time.monotonic() - start, 1)}
     if trainer.is_global_zero:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         _report(metrics, best, task, model)
     return metrics.get(cfg.task.monitor)
+
+
+def _time_budget(cfg: DictConfig, budget: float, start: float, datamodule: Any,
+                 out: Path) -> TimeBudget:
+    """The callback that sizes the schedule to ``budget`` seconds from ``start``; the final
+    evaluation it reserves time for is the best checkpoint's validation, and its test."""
+    ignored = ", ".join(f"trainer.{k}={cfg.trainer.get(k)}"
+                        for k in ("max_epochs", "max_steps", "max_time"))
+    rank_zero_info(f"budget {format_duration(budget)} sets the schedule's length (ignoring "
+                   f"{ignored})")
+    final_passes = 1 + int(bool(cfg.get("test")) and "test" in datamodule.splits)
+    return TimeBudget(budget, start=start, final_passes=final_passes, dirpath=str(out))
+
+
+def _precision(cfg: DictConfig, model: Any, datamodule: Any, out: Path) -> dict[str, Any]:
+    """``trainer.precision=auto`` resolved for this machine and model (``choose_precision``),
+    printed and written to ``precision.json``; the trainer's override, or none."""
+    if str(cfg.trainer.precision) != AUTO:
+        return {}
+    # Several processes (DDP) must agree: the CPU's features decide without a timing probe.
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.trainer.get("num_nodes", 1) > 1 \
+        or cfg.trainer.get("devices") not in (1, "1", None)
+
+    def probe() -> dict[str, dict[str, float]]:
+        with torch.random.fork_rng():  # the run's random streams stay as they were
+            batch = next(iter(datamodule.train_dataloader()))
+        return probe_training_step(model, batch)
+
+    chosen, why, measured = choose_precision(cfg.trainer.accelerator,
+                                             None if several else probe)
+    rank_zero_info(f"trainer.precision=auto: {chosen} ({why})")
+    if rank_zero_only.rank == 0:
+        (out / "precision.json").write_text(json.dumps(
+            {"requested": AUTO, "chosen": chosen, "why": why, "probe": measured}, indent=2) + "\n")
+    return {"precision": chosen}
 
 
 def _read_init_from(cfg: DictConfig) -> tuple[InitFrom, list[Source]] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from torch import nn
 
 from nlp_lstm.nn import LSTMEncoder, fused
 from nlp_lstm.nn.fused import cpu_autocast_supported
-from nlp_lstm.precision import check_precision
+from nlp_lstm.precision import check_precision, choose_precision, probe_training_step
 
 ONEDNN_ERROR = ("could not create a primitive descriptor for the LSTM forward propagation "
                 "primitive. Run workload with environment variable ONEDNN_VERBOSE=all to get "
@@ -219,7 +220,7 @@ ON_CPU = "; on CPU use trainer.precision=bf16-mixed or 32-true"
     ("16-mixed", "auto", f"(trainer.accelerator=auto, which is cpu here){ON_CPU}"),
     ("transformer-engine", "cpu", f"needs an NVIDIA GPU with Transformer Engine, not the CPU "
                                   f"(trainer.accelerator=cpu){ON_CPU}"),
-    ("fp16", "cpu", "trainer.precision=fp16 is not a precision; expected one of 32-true"),
+    ("fp16", "cpu", "trainer.precision=fp16 is not a precision; expected one of auto, 32-true"),
     ("16-true", "cpu", f"AdamW's eps of 1e-8 is 0 in float16, so the first step divides by "
                        f"zero{ON_CPU}"),
 ])
@@ -254,3 +255,74 @@ def test_train_refuses_16_mixed_on_cpu_before_any_work(tmp_path):
         "error: trainer.precision=16-mixed (float16 autocast) needs a CUDA GPU, not the CPU "
         "(trainer.accelerator=cpu); on CPU use trainer.precision=bf16-mixed or 32-true"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra", "train.log"]  # Hydra's own
+
+
+# --------------------------------------------------------------------- precision: auto
+def _measured(fp32: float, bf16: float, loss_bf16: float = 1.0) -> dict:
+    return {"32-true": {"seconds": fp32, "loss": 1.0},
+            "bf16-mixed": {"seconds": bf16, "loss": loss_bf16}}
+
+
+def test_auto_without_native_bf16_takes_32_true_and_never_probes(cpu_only):
+    def probe():
+        raise AssertionError("no probe on a CPU without native bfloat16")
+
+    chosen, why, measured = choose_precision("cpu", probe, native=False)
+    assert (chosen, measured) == ("32-true", {})
+    assert "no native bfloat16" in why
+
+
+@pytest.mark.parametrize(("measured", "chosen", "why"), [
+    (_measured(1.0, 0.6), "bf16-mixed", "bf16-mixed 1.67x the speed of 32-true, loss 0.0% apart"),
+    (_measured(1.0, 0.95), "32-true", "not 1.1x faster"),
+    (_measured(1.0, 0.5, loss_bf16=1.05), "32-true", "the loss differs by more than 2%"),
+])
+def test_auto_with_native_bf16_follows_the_probe(cpu_only, measured, chosen, why):
+    got, reason, facts = choose_precision("cpu", lambda: measured, native=True)
+    assert (got, facts) == (chosen, measured)
+    assert why in reason
+
+
+def test_auto_on_gpus(gpu):
+    assert choose_precision("auto")[0] == "bf16-mixed"
+    gpu.bf16 = False
+    assert choose_precision("gpu")[0] == "16-mixed"
+
+
+def test_probe_measures_the_models_own_training_step(tmp_path, one_thread):
+    from hydra.utils import instantiate
+
+    from nlp_lstm.registry import get_task
+
+    cfg = compose_train(tmp_path, TINY)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    model = instantiate(cfg.model, **get_task("sentiment").model_inputs(dm), _convert_="all")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    measured = probe_training_step(model, next(iter(dm.train_dataloader())), steps=1)
+    assert set(measured) == {"32-true", "bf16-mixed"}
+    assert all(m["seconds"] > 0 and math.isfinite(m["loss"]) for m in measured.values())
+    assert abs(measured["32-true"]["loss"] - measured["bf16-mixed"]["loss"]) < 0.1
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # a copy trained
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_train_with_auto_precision_logs_its_choice(tmp_path, monkeypatch, one_thread, native):
+    """Both branches through the train command: the choice printed, in precision.json and
+    metrics.json, and the trainer runs it."""
+    from nlp_lstm import precision as module
+    from nlp_lstm.train import train
+
+    monkeypatch.setattr(module, "native_bf16", lambda: native)
+    if native:  # the real probe on this CPU may go either way: make bf16 the faster here
+        monkeypatch.setattr(module, "PROBE_SPEEDUP", 0.0)
+    train(compose_train(tmp_path, [*TINY, "trainer.precision=auto", "trainer.max_epochs=1"]))
+    record = json.loads((tmp_path / "precision.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    expected = "bf16-mixed" if native else "32-true"
+    assert record["requested"] == "auto" and record["chosen"] == expected
+    assert metrics["precision"] == expected
+    assert bool(record["probe"]) == native

@@ -17,6 +17,7 @@ from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.forecasting.series import StandardScaler
 from nlp_lstm.optim import WarmupCosineLR
+from nlp_lstm.precision import choose_precision
 from nlp_lstm.registry import TASKS, load_model
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import generate_sentiment
@@ -80,7 +81,10 @@ def test_every_config_composes_and_instantiates(override, tmp_path):
     assert model.task == cfg.task.name and callbacks
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         return  # a GPU preset composes here; Lightning refuses to build it without a GPU
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger))
+    precision = ({"precision": choose_precision(cfg.trainer.accelerator)[0]}  # as train() does
+                 if cfg.trainer.precision == "auto" else {})
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger),
+                          **precision)
     assert trainer is not None
 
 

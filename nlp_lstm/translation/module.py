@@ -116,6 +116,12 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
         self.losses = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self._decoded: list[tuple[int, str, str]] = []  # (index, hypothesis, reference)
 
+    @property
+    def final_eval_cost(self) -> float:
+        """Validation decodes greedily while fitting, the final evaluation with the beam: about
+        ``beam_size`` times the hypotheses per step."""
+        return float(self.beam_size)
+
     # ------------------------------------------------------------- training
     def _real_logits(
         self, batch: dict[str, Any], state: Seq2SeqState | None = None
