@@ -8,6 +8,7 @@ Torch-free (standard library only): the ONNX runtime reads fitted state too.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -42,7 +43,7 @@ def save_fitted(fitted: Fitted, path: Path) -> None:
     """Write ``fitted.to_json()`` to ``path`` atomically (through a temporary file and a
     rename): a reader, such as another DDP rank, never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # not the pid: it repeats across nodes
     tmp.write_text(fitted.to_json(), encoding="utf-8")
     os.replace(tmp, path)
 

@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nlp_lstm.cli import CONFIG_DIR, bad_input_exits
+from nlp_lstm.multinode import launched_overrides
 from nlp_lstm.train import train
 
 
@@ -22,4 +23,6 @@ def run(cfg: DictConfig) -> float | None:
 def main(argv: Sequence[str] | None = None, prog: str = "python train.py") -> None:
     if argv is not None:  # Hydra reads sys.argv
         sys.argv = [prog, *argv]
+    with bad_input_exits():  # under torchrun or srun: one run directory for every process
+        sys.argv += launched_overrides(sys.argv[1:])
     run()

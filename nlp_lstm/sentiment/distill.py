@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import random
+import uuid
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -275,7 +276,7 @@ def teacher_logits(teacher: TextClassifier, teacher_ckpt: Path,
     if cache is not None:
         # Atomic: another DDP rank or a concurrent run never reads half a file.
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp = cache.with_suffix(f".{uuid.uuid4().hex}.tmp")  # pids repeat across nodes
         torch.save({"logits": logits}, tmp)
         os.replace(tmp, cache)
     return logits
