@@ -305,3 +305,13 @@ def test_chrono_init_reaches_every_layer(cell):
         assert memory.std() > 0.3
     with pytest.raises(ValueError, match="max_timescale"):
         LanguageModelNet(11, embedding_dim=6, encoder={"hidden_size": 16, "init": "chrono"})
+
+
+@pytest.mark.parametrize("std", [1.0, 0.1])
+def test_embedding_init_std(std):
+    torch.manual_seed(0)
+    net = LanguageModelNet(4000, embedding_dim=64, encoder={"hidden_size": 16},
+                           tie_embeddings=False, embedding_init_std=std)
+    assert net.embedding.weight.std().item() == pytest.approx(std, rel=0.02)
+    with pytest.raises(ValueError, match="embedding_init_std must be a positive number, got 0"):
+        LanguageModelNet(10, embedding_dim=8, encoder={"hidden_size": 8}, embedding_init_std=0)

@@ -56,6 +56,7 @@ class LanguageModel(GeneratesText, TaskModule):
             prompt is read in one forward call, whose memory grows with its length); a
             Transformer's prompt keeps at most its context, ``encoder.max_length``.
         adaptive_cutoffs: an adaptive softmax's cluster boundaries (``LanguageModelNet``).
+        embedding_init_std: the embedding's initial N(0, std) (``LanguageModelNet``).
         reverse: the model reads its text right to left (the data module's ``reverse``): the
             backward half of a biLM, whose layers fill the backward direction of a
             bidirectional encoder (``nlp_lstm.transfer``). It cannot generate.
@@ -82,6 +83,7 @@ class LanguageModel(GeneratesText, TaskModule):
         tie_embeddings: bool = True,
         max_length: int = 4096,
         adaptive_cutoffs: list[int] | None = None,
+        embedding_init_std: float = 1.0,
         reverse: bool = False,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -101,7 +103,8 @@ class LanguageModel(GeneratesText, TaskModule):
             pad_id=self.tokenizer.pad_id, attention=attention, attention_window=attention_window,
             dropout_embedding=dropout_embedding, dropout_input=dropout_input,
             dropout_hidden=dropout_hidden, dropout_output=dropout_output,
-            tie_embeddings=tie_embeddings, adaptive_cutoffs=adaptive_cutoffs)
+            tie_embeddings=tie_embeddings, adaptive_cutoffs=adaptive_cutoffs,
+            embedding_init_std=embedding_init_std)
         # Sums synced across DDP ranks by torchmetrics: the metrics are those of the whole split.
         self.sums = torch.nn.ModuleDict({f"{stage}_{name}": SumMetric()
                                          for stage in ("val", "test") for name in SUMS})
