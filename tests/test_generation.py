@@ -360,6 +360,7 @@ def test_eval_and_generate_from_the_command_line(generation_ckpt, checkpoint, tm
 
 
 # ---------------------------------------------------------------- at scale
+@pytest.mark.slow  # ~45 s; DDP's mechanism is covered in CI by tests/test_scale.py
 def test_ddp_cpu_generation(tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = subprocess.run(
@@ -372,6 +373,7 @@ def test_ddp_cpu_generation(tmp_path: Path) -> None:
     assert metrics["val/loss"] > 0 and 0.0 <= metrics["val/probe"] <= 1.0
 
 
+@pytest.mark.slow  # ~60 s; tests/test_scale.py checks the same for sentiment in CI
 def test_ddp_validation_equals_single_process(generation_ckpt, tmp_path):
     """Each rank reads its own streams; the summed nats, tokens and characters make the
     metrics of all streams together, which one process with both ranks' streams gives too."""

@@ -177,6 +177,7 @@ def test_translate_bad_input_exits_2(args, message, translation_ckpt, checkpoint
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # ~35 s; DDP's mechanism is covered in CI by tests/test_scale.py
 def test_ddp_cpu_translation(tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = subprocess.run(
