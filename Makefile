@@ -86,8 +86,12 @@ lock: | $(UV)
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
+# The suite runs on every core, at most 4 workers that share the cores' threads (tests/conftest.py):
+# its slowest tests are command-line subprocesses, mostly spent importing torch and Lightning on
+# one core. TEST_WORKERS=0 runs it in this process (pytest alone, too, runs it in one process).
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

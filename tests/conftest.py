@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -20,6 +21,18 @@ from omegaconf import DictConfig
 from nlp_lstm.cli import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``), the workers share the cores: each takes its share of
+    threads, in process and in the commands it starts, so that no thread pool waits on another."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 # Small enough to train in seconds, large enough that the model must learn something.
 TINY = [
