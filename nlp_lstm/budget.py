@@ -13,11 +13,13 @@ itself and fixes its length:
    ``final_eval_cost``: a beam search costs more than the greedy decoding of validation) fit in
    what is left of the budget, and sets the scheduler's ``total_steps`` to it, so warmup and
    cosine end exactly there.
-4. Each validation in the first half of the run re-measures and re-plans (the cosine horizon
-   moves by the estimate's error, a few percent); from then on the plan is fixed.
+4. Each validation until ``REPLAN_UNTIL`` of the planned steps re-plans from the steps since
+   the previous validation (a machine that slows down, or speeds up, midway moves the cosine's
+   end by the change, a few percent); from then on the plan is fixed.
 5. At the planned step it asks the trainer to stop, which validates (Lightning validates when
    a callback stops the run), so best.ckpt has seen every step. Should the machine slow down
-   later, it stops early rather than overrun.
+   in the last stretch, it stops early, that validation and the final evaluation still within
+   the budget, rather than overrun.
 
 The budget counts from ``start`` (the train command passes the moment it began, so data
 preparation counts too). Resuming keeps the schedule: the plan is saved in checkpoints.
@@ -36,6 +38,8 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info
 
 PASS_OVERHEAD = 0.25  # seconds to load the best checkpoint and set up an evaluation loop
+REPLAN_UNTIL = 0.9  # validations re-plan until this fraction of the planned steps
+RECENT_STEPS = 10  # the fewest steps since the last validation that tell the speed now
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -137,6 +141,8 @@ class TimeBudget(Callback):
         self._sanity_ends: list[float] = []
         self._train_seconds = 0.0  # wall time of training steps since skip_steps
         self._timed_steps = 0
+        self._recent_seconds = 0.0  # the same since the last validation: the speed now
+        self._recent_steps = 0
         self._mark: float | None = None  # the last training step's end (None after validation)
         self._val_start: float | None = None
 
@@ -183,12 +189,16 @@ class TimeBudget(Callback):
         if self._mark is not None and step > self.skip_steps:
             self._train_seconds += now - self._mark
             self._timed_steps += 1
+            self._recent_seconds += now - self._mark
+            self._recent_steps += 1
         self._mark = now
         if self.total_steps is None and self._timed_steps >= self.probe_steps:
             self._plan(trainer, pl_module, now)
         stop = self.total_steps is not None and step >= self.total_steps
-        # Behind the plan by more than its margin: the final evaluation is what must still fit.
-        late = now > self.deadline - self._final_seconds(trainer, pl_module)
+        # Behind the plan by more than its margin: what must still fit is the validation at
+        # the stop and the final evaluation.
+        late = now > self.deadline - self._val_pass(trainer) - self._final_seconds(trainer,
+                                                                                   pl_module)
         if trainer.world_size > 1:  # one decision for every rank (their clocks differ)
             late = trainer.strategy.reduce_boolean_decision(late, all=False)
         if late and not stop and not self.stopped_early:
@@ -219,8 +229,10 @@ class TimeBudget(Callback):
         self._val_seconds.append(now - self._val_start)
         self._val_start, self._mark = None, now
         if (replan and self.total_steps is not None and self._timed_steps
-                and trainer.global_step < self.total_steps / 2 and not self.spent_before):
+                and trainer.global_step < REPLAN_UNTIL * self.total_steps
+                and not self.spent_before):
             self._plan(trainer, pl_module, now)
+        self._recent_seconds, self._recent_steps = 0.0, 0
 
     def _val_pass(self, trainer: pl.Trainer) -> float:
         """Seconds for one validation pass: measured, else scaled from the sanity check, else
@@ -232,6 +244,10 @@ class TimeBudget(Callback):
         return per_batch * (batches if math.isfinite(batches) else 0)
 
     def _step_time(self) -> float:
+        """Seconds per step: over the steps since the last validation when there are enough of
+        them (the machine's speed now), else over every timed step."""
+        if self._recent_steps >= RECENT_STEPS:
+            return self._recent_seconds / self._recent_steps
         return self._train_seconds / max(1, self._timed_steps)
 
     def _final_seconds(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:

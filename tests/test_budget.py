@@ -23,13 +23,19 @@ BUDGET = 7.0
 
 
 class Slow(Callback):
-    """A slower machine: every training step takes ``seconds`` longer."""
+    """A slower machine: every training step takes ``seconds`` longer, from ``after`` seconds
+    into training on (a machine that slows down midway)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, after: float = 0.0) -> None:
+        self.seconds, self.after = seconds, after
+        self.began: float | None = None
+
+    def on_train_start(self, *args: object) -> None:
+        self.began = time.monotonic()
 
     def on_train_batch_end(self, *args: object) -> None:
-        time.sleep(self.seconds)
+        if time.monotonic() - self.began >= self.after:
+            time.sleep(self.seconds)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -95,6 +101,24 @@ def test_budget_sizes_the_schedule_on_a_fast_and_a_slow_machine(tmp_path, one_th
         assert lr == pytest.approx(0.1 * sched["base_lrs"][0])  # the cosine at its floor
         assert plan["plans"][0]["seconds_per_step"] > 0
     assert slow[1]["total_steps"] < fast[1]["total_steps"] / 1.5  # fewer steps, same budget
+
+
+def test_budget_follows_a_machine_that_slows_down_midway(tmp_path, one_thread):
+    """Steps take 3x longer from a third of the budget on: the validations after that re-plan
+    from the recent step time, so the schedule still reaches its floor within the budget
+    (a plan fixed at mid-run would have had to stop early, the cosine far from its floor)."""
+    wall, plan, metrics, last = _budgeted_run(
+        tmp_path, "+callbacks.slow._target_=test_budget.Slow", "+callbacks.slow.seconds=0.04",
+        f"+callbacks.slow.after={BUDGET / 3}")
+    assert BUDGET - 2.5 < wall < BUDGET + 1.0, (wall, plan)
+    assert metrics["wall_seconds"] <= BUDGET + 0.5
+    assert not plan["stopped_early"], plan
+    assert plan["steps_run"] == plan["total_steps"] == last["global_step"]
+    speeds = [p["seconds_per_step"] for p in plan["plans"]]
+    assert max(speeds[1:]) > 2 * speeds[0], plan  # a later plan saw the slow-down
+    sched = last["lr_schedulers"][0]
+    assert sched["total_steps"] == plan["total_steps"] == sched["last_epoch"]
+    assert sched["_last_lr"][0] == pytest.approx(0.1 * sched["base_lrs"][0])
 
 
 def test_budget_plan_survives_a_resume():
