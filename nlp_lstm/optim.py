@@ -12,6 +12,10 @@ class WarmupCosineLR(LRScheduler):
     """Linear warmup from 0 to the base rate over ``warmup_steps``, then cosine decay to
     ``min_lr_ratio`` times the base rate at ``total_steps``. Stepped once per optimizer step.
 
+    ``decay_frac`` < 1 holds the base rate after the warmup and decays only over that last
+    fraction of the steps after it (warmup-stable-decay, Hägele et al. 2024): a run whose
+    length a time budget fixes late (``nlp_lstm.budget``) trains at full rate meanwhile, and a
+    new plan moves where the decay starts rather than bending a decay already under way.
     A warmup longer than the run (a smoke test, a tiny data set) is capped at ``total_steps``.
     Its state is plain numbers, so checkpoints stay loadable with ``weights_only=True``.
     """
@@ -22,6 +26,7 @@ class WarmupCosineLR(LRScheduler):
         total_steps: int,
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
+        decay_frac: float = 1.0,
         last_epoch: int = -1,
     ) -> None:
         if total_steps < 1:
@@ -30,6 +35,9 @@ class WarmupCosineLR(LRScheduler):
             raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+        if not 0.0 < decay_frac <= 1.0:
+            raise ValueError(f"decay_frac must be in (0, 1], got {decay_frac}")
+        self.decay_frac = float(decay_frac)
         self.requested_warmup = int(warmup_steps)
         self.set_total_steps(total_steps)
         self.min_lr_ratio = float(min_lr_ratio)
@@ -47,8 +55,9 @@ class WarmupCosineLR(LRScheduler):
         """The multiplier of the base rate at a given step."""
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
-        decay_steps = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
+        decay_steps = max(1, round(self.decay_frac * (self.total_steps - self.warmup_steps)))
+        decay_start = max(self.warmup_steps, self.total_steps - decay_steps)  # stable until here
+        progress = min(1.0, max(0.0, (step - decay_start) / decay_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 

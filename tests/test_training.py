@@ -106,6 +106,23 @@ def test_warmup_cosine_schedule():
         WarmupCosineLR(opt, total_steps=3, warmup_steps=-1)
 
 
+def test_warmup_stable_decay_schedule():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    wsd = WarmupCosineLR(opt, total_steps=24, warmup_steps=4, min_lr_ratio=0.1, decay_frac=0.25)
+    assert [wsd.factor(s) for s in range(4)] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert [wsd.factor(s) for s in range(4, 20)] == [1.0] * 16  # stable until step 19
+    assert wsd.factor(22) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 5)))
+    assert wsd.factor(24) == wsd.factor(30) == pytest.approx(0.1)  # the last 5 steps decay
+    wsd.set_total_steps(44)  # a budget's new plan moves the decay's start, not its length share
+    assert wsd.factor(30) == 1.0 and wsd.factor(44) == pytest.approx(0.1)
+    cosine = WarmupCosineLR(opt, total_steps=24, warmup_steps=4, min_lr_ratio=0.1)
+    whole = WarmupCosineLR(opt, total_steps=24, warmup_steps=4, min_lr_ratio=0.1, decay_frac=1.0)
+    assert [whole.factor(s) for s in range(30)] == [cosine.factor(s) for s in range(30)]
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=f"decay_frac must be in \\(0, 1\\], got {bad}"):
+            WarmupCosineLR(opt, total_steps=10, decay_frac=bad)
+
+
 @pytest.mark.parametrize("cls", [SentimentClassifier, BagOfWordsClassifier])
 def test_tiny_overfit(cls):
     """A model must be able to memorize 24 sentences: the whole path can learn."""
