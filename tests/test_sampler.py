@@ -261,3 +261,44 @@ def test_uneven_shards_cover_every_example_exactly_once() -> None:
             seen += [i for b in batches for i in b]
         assert sorted(seen) == list(range(n))  # every example exactly once
         assert len(counts) == 1  # and every rank the same number of batches
+
+
+def test_trainer_reshuffles_every_epoch(tmp_path: Path) -> None:
+    """Through Lightning, as training runs it: each epoch draws its own batch order from the
+    data module's bucketed sampler (Lightning sets the epoch on ``batch_sampler.sampler``
+    only; before, every epoch repeated the first one's batches)."""
+    import pytorch_lightning as pl
+
+    from nlp_lstm.sentiment import SentimentDataModule
+    from nlp_lstm.sentiment.corpus import SyntheticSentiment
+
+    seen: list[tuple[int, int, list[list[int]]]] = []
+
+    class Record(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def on_train_epoch_start(self) -> None:
+            seen.append((self.current_epoch, self.trainer.train_dataloader.batch_sampler.epoch,
+                         []))
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            seen[-1][2].append(batch["index"].tolist())
+            return self.w * 0.0 + self.w.sum()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    dm = SentimentDataModule(SyntheticSentiment(200), batch_size=16, seed=3)
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(Record(), datamodule=dm)
+    assert [(epoch, sampler_epoch) for epoch, sampler_epoch, _ in seen] == [(0, 0), (1, 1), (2, 2)]
+    orders = [batches for _, _, batches in seen]
+    assert orders[0] != orders[1] and orders[1] != orders[2]
+    # Each epoch is still the whole training split, once.
+    assert all(sorted(i for b in batches for i in b) == sorted(i for b in orders[0] for i in b)
+               for batches in orders)
+    assert len({i for b in orders[0] for i in b}) == sum(len(b) for b in orders[0])

@@ -120,6 +120,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         """Select the epoch whose order the next iteration yields."""
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """This sampler itself. Lightning calls ``set_epoch`` at every epoch's start (also when
+        resuming) on ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler``, where
+        torch's BatchSampler keeps its sampler, never on the batch sampler: without this every
+        epoch repeated the first epoch's batches in the same order."""
+        return self
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "seed": self.seed}
 
