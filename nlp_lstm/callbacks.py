@@ -267,3 +267,91 @@ class GradualUnfreezing(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         freeze_groups(pl_module.net, len(layer_groups(pl_module.net)))
+
+
+class TrainingCurve(pl.Callback):
+    """Every optimizer step's loss, gradient norm before clipping and learning rate (the one
+    the step applied, of the first parameter group), one CSV row a step in
+    ``<dirpath>/curve.csv`` (``step,loss,grad_norm,lr,seconds``): what a run looked like step
+    by step, to tell a diverging run from a good one (the CSV logger keeps one step in
+    ``log_every_n_steps``). Rows are appended, so a resumed run continues the file.
+
+    The norm is the 2-norm over all gradients, taken where Lightning calls
+    ``on_before_optimizer_step``: after the backward pass (and an AMP scaler's unscaling),
+    before ``gradient_clip_val`` clips. Rank 0 writes; under DDP its gradients are already the
+    ranks' average.
+
+    Args:
+        dirpath: the folder of ``curve.csv``; None: the trainer's ``default_root_dir``.
+        flush_every: rows buffered between writes.
+    """
+
+    COLUMNS = ("step", "loss", "grad_norm", "lr", "seconds")
+
+    def __init__(self, dirpath: str | None = None, flush_every: int = 50) -> None:
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be positive, got {flush_every}")
+        self.dirpath = dirpath
+        self.flush_every = flush_every
+        self._rows: list[tuple[int, float, float, float, float]] = []
+        self._grad_norm = self._lr = float("nan")
+        self._start = time.perf_counter()
+
+    def path(self, trainer: pl.Trainer) -> Path:
+        return Path(self.dirpath or trainer.default_root_dir) / "curve.csv"
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self._grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        self._lr = float(optimizer.param_groups[0]["lr"])  # the rate this step applies
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        # The loss as the task logs it (a translation model logs it per token whatever it
+        # optimizes), else the one training_step returned.
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is None:
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or not trainer.is_global_zero:
+            return
+        self._rows.append((trainer.global_step, float(loss), self._grad_norm, self._lr,
+                           time.perf_counter() - self._start))
+        if len(self._rows) >= self.flush_every:
+            self._flush(trainer)
+
+    def _flush(self, trainer: pl.Trainer) -> None:
+        if not self._rows:
+            return
+        path = self.path(trainer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with path.open("a") as f:
+            if new:
+                f.write(",".join(self.COLUMNS) + "\n")
+            f.writelines(f"{s},{loss:.6g},{g:.6g},{lr:.6g},{t:.2f}\n"
+                         for s, loss, g, lr, t in self._rows)
+        self._rows = []
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        self._flush(trainer)  # a diverged run's curve is the one worth reading
+
+
+def read_curve(path: str | Path) -> dict[str, list[float]]:
+    """``curve.csv`` (``TrainingCurve``) -> its columns by name."""
+    import csv
+
+    columns: dict[str, list[float]] = {c: [] for c in TrainingCurve.COLUMNS}
+    with Path(path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            for c in TrainingCurve.COLUMNS:
+                columns[c].append(float(row[c]))
+    return columns

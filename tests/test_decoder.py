@@ -197,6 +197,27 @@ def test_bridge(cell):
     assert not list(Bridge("none", 4, 5, 3, 7).parameters())
 
 
+def test_copy_bridge_puts_each_layers_directions_side_by_side():
+    """OpenNMT-py's default: decoder layer l starts from [h_n^{l,fwd}; h_n^{l,bwd}]."""
+    torch.manual_seed(0)
+    h_n, c_n = torch.randn(4, 3, 5), torch.randn(4, 3, 5)  # (L=2 * D=2, B, H_enc)
+    bridge = Bridge("copy", 4, 5, 2, 10)
+    assert not list(bridge.parameters())
+    h_0, c_0 = bridge((h_n, c_n))
+    assert h_0.shape == c_0.shape == (2, 3, 10)
+    for layer in range(2):
+        torch.testing.assert_close(h_0[layer], torch.cat([h_n[2 * layer], h_n[2 * layer + 1]], 1))
+        torch.testing.assert_close(c_0[layer], torch.cat([c_n[2 * layer], c_n[2 * layer + 1]], 1))
+    one_way = Bridge("copy", 2, 5, 2, 5)((h_n[:2], c_n[:2]))  # unidirectional: as they are
+    torch.testing.assert_close(one_way[0], h_n[:2])
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 2, 7), (4, 5, 3, 10), (4, 5, 1, 10)])
+def test_copy_bridge_needs_matching_shapes(shape):
+    with pytest.raises(ValueError, match=r"bridge 'copy'.*use 'project'"):
+        Bridge("copy", *shape)
+
+
 def test_bridge_reads_each_sentence_separately():
     torch.manual_seed(0)
     bridge = Bridge("project", 4, 5, 2, 7)
@@ -260,7 +281,7 @@ def test_seq2seq_encoder_settings_and_shared_embeddings():
     ("kwargs", "message"),
     [
         ({"attention": "luong"}, "attention must be one of"),
-        ({"bridge": "copy"}, "bridge must be one of"),
+        ({"bridge": "clone"}, "bridge must be one of"),
         ({"encoder": {"input_size": 3}}, r"unknown encoder setting\(s\) \['input_size'\]"),
         ({"encoder": {"layers": 3}}, r"unknown encoder setting\(s\) \['layers'\]"),
         ({"encoder": {"cell": "rnn"}}, "cell must be one of"),

@@ -1,9 +1,13 @@
 """Tokenizers built with the ``tokenizers`` library and carried inside checkpoints as JSON.
 
-Three kinds, all deterministic given their training text:
+Four kinds, all deterministic given their training text:
 - ``word``: words and single punctuation marks; rare words map to ``<unk>``.
 - ``bpe``: byte-level BPE (Sennrich et al. 2016; the GPT-2 byte alphabet), so any text encodes
   without ``<unk>`` and decodes back exactly.
+- ``sp_bpe``: SentencePiece-style BPE (as ``spm_train --model_type=bpe
+  --character_coverage=1.0``): a word-initial ``▁`` marks spaces, merges start from the
+  training text's characters, so an accented letter is one symbol, not two bytes; a character
+  never seen in training maps to ``<unk>``.
 - ``char``: one token per character, decoded by concatenation.
 
 Special tokens have fixed ids in every vocabulary: ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2,
@@ -28,6 +32,7 @@ from nlp_lstm.fitted import load_fitted, save_fitted
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
+METASPACE = "\u2581"  # ▁, SentencePiece's mark of a space
 
 
 class Tokenizer:
@@ -98,6 +103,31 @@ class Tokenizer:
         return cls(backend)
 
     @classmethod
+    def train_sp_bpe(
+        cls,
+        texts: Iterable[str],
+        *,
+        vocab_size: int = 8000,
+        lowercase: bool = False,
+        min_freq: int = 2,
+        normalize: str = "nfkc",
+    ) -> Tokenizer:
+        """Train a SentencePiece-style BPE vocabulary of at most ``vocab_size`` tokens
+        (specials and every character of the training text included)."""
+        if vocab_size <= len(SPECIALS):
+            raise ValueError(f"vocab_size must exceed the {len(SPECIALS)} specials, got "
+                             f"{vocab_size}")
+        backend = _Backend(models.BPE(unk_token=UNK))
+        backend.normalizer = _normalizer(lowercase, normalize)
+        backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE,
+                                                         prepend_scheme="always")
+        backend.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq,
+                                      special_tokens=list(SPECIALS), show_progress=False)
+        backend.train_from_iterator(texts, trainer=trainer)
+        return cls(backend)
+
+    @classmethod
     def train_char(
         cls, texts: Iterable[str], *, lowercase: bool = False, min_freq: int = 1
     ) -> Tokenizer:
@@ -138,9 +168,10 @@ class Tokenizer:
 
     @property
     def kind(self) -> str:
-        """``word``, ``bpe`` or ``char``, as trained (see ``TokenizerTrainer``)."""
+        """``word``, ``bpe``, ``sp_bpe`` or ``char``, as trained (see ``TokenizerTrainer``)."""
         if isinstance(self.backend.model, models.BPE):
-            return "bpe"
+            return "sp_bpe" if isinstance(self.backend.pre_tokenizer,
+                                          pre_tokenizers.Metaspace) else "bpe"
         return "char" if isinstance(self.backend.decoder, decoders.Fuse) else "word"
 
     def tokenize(self, text: str) -> list[str]:
@@ -186,19 +217,19 @@ def normalizer_settings(tokenizer: Tokenizer) -> dict[str, object]:
             "pre_tokenizer": spec.get("pre_tokenizer")}
 
 
-KINDS = ("word", "bpe", "char")
+KINDS = ("word", "bpe", "sp_bpe", "char")
 
 
 class TokenizerTrainer:
     """How to train a tokenizer: the YAML node ``tokenizer`` of a data config.
 
     Args:
-        kind: ``word``, ``bpe`` or ``char``.
+        kind: ``word``, ``bpe``, ``sp_bpe`` or ``char``.
         lowercase: lowercase before tokenizing.
         min_freq: rarer units (words, merges, characters) are left out.
         vocab_size: the most tokens, specials included (``word``: the most frequent words;
-            ``bpe``: the merge budget; ignored by ``char``). None: no cap.
-        normalize: the text normaliser (``NORMALIZERS``), for ``word`` and ``bpe``.
+            ``bpe``, ``sp_bpe``: the merge budget; ignored by ``char``). None: no cap.
+        normalize: the text normaliser (``NORMALIZERS``), for ``word``, ``bpe`` and ``sp_bpe``.
     """
 
     def __init__(
@@ -213,8 +244,8 @@ class TokenizerTrainer:
             raise ValueError(f"tokenizer kind must be one of {KINDS}, got {kind!r}")
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
-        if kind == "bpe" and vocab_size is None:
-            raise ValueError("a bpe tokenizer needs a vocab_size")
+        if kind in ("bpe", "sp_bpe") and vocab_size is None:
+            raise ValueError(f"a {kind} tokenizer needs a vocab_size")
         if normalize not in NORMALIZERS:
             raise ValueError(f"tokenizer normalize must be one of {NORMALIZERS}, got "
                              f"{normalize!r}")
@@ -234,6 +265,10 @@ class TokenizerTrainer:
             return Tokenizer.train_bpe(texts, vocab_size=self.vocab_size,
                                        lowercase=self.lowercase, min_freq=self.min_freq,
                                        normalize=self.normalize)
+        if self.kind == "sp_bpe":
+            return Tokenizer.train_sp_bpe(texts, vocab_size=self.vocab_size,
+                                          lowercase=self.lowercase, min_freq=self.min_freq,
+                                          normalize=self.normalize)
         return Tokenizer.train_char(texts, lowercase=self.lowercase, min_freq=self.min_freq)
 
     def fingerprint(self) -> str:

@@ -1,6 +1,9 @@
 """The bridge: a decoder's initial LSTM state from an encoder's final state.
 
 - ``none``: zeros; the decoder learns everything about the source through attention.
+- ``copy``: the encoder's final states themselves, a layer's directions side by side (h_0 of
+  decoder layer l = [h_n^{l,fwd}; h_n^{l,bwd}]), OpenNMT-py's default (no bridge); needs as
+  many decoder layers as encoder layers and H_dec = D * H_enc. No parameters.
 - ``project``: one learned linear map from the final states of every encoder layer and
   direction, concatenated, to the states of every decoder layer (OpenNMT-py's bridge), so the
   encoder and the decoder may differ in depth, width and directions:
@@ -18,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BRIDGES = ("none", "project")
+BRIDGES = ("none", "copy", "project")
 
 
 class Bridge(nn.Module):
@@ -26,7 +29,7 @@ class Bridge(nn.Module):
     the decoder's (h_0, c_0), each (L_dec, B, H_dec).
 
     Args:
-        kind: ``"none"`` or ``"project"``.
+        kind: ``"none"``, ``"copy"`` or ``"project"``.
         encoder_states: L_enc*D.
         encoder_hidden: H_enc.
         decoder_layers: L_dec.
@@ -43,6 +46,14 @@ class Bridge(nn.Module):
         self.kind = kind
         self.decoder_layers = decoder_layers
         self.decoder_hidden = decoder_hidden
+        if kind == "copy" and (encoder_states % decoder_layers
+                               or encoder_states // decoder_layers * encoder_hidden
+                               != decoder_hidden):
+            raise ValueError(
+                f"bridge 'copy' passes the encoder's final states on as they are: it needs "
+                f"{encoder_states} encoder states (layers x directions) of {encoder_hidden} to "
+                f"fill {decoder_layers} decoder layers of {decoder_hidden}; use 'project'")
+        self.directions = encoder_states // decoder_layers
         if kind == "project":
             size_in, size_out = encoder_states * encoder_hidden, decoder_layers * decoder_hidden
             self.h_proj = nn.Linear(size_in, size_out)
@@ -58,6 +69,12 @@ class Bridge(nn.Module):
         if self.kind == "none":
             zeros = h_n.new_zeros(shape)
             return zeros, zeros
+        if self.kind == "copy":
+            def concat(s: torch.Tensor) -> torch.Tensor:
+                s = s.view(self.decoder_layers, self.directions, B, -1)  # (L, D, B, H_enc)
+                return s.permute(0, 2, 1, 3).reshape(shape)  # (L, B, D*H_enc)
+
+            return concat(h_n), concat(c_n)
 
         def flat(s: torch.Tensor) -> torch.Tensor:
             return s.transpose(0, 1).reshape(B, -1)  # (B, L_enc*D*H_enc)

@@ -30,6 +30,8 @@ from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.masking import lengths_to_mask
 from nlp_lstm.translation.net import Seq2Seq, Seq2SeqState
 
+NORMALIZATIONS = ("tokens", "sentences")
+
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
     """sacreBLEU BLEU and chrF (default settings: 13a tokenizer, cased) with their signatures."""
@@ -58,9 +60,13 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
         tokenizer: the source (or joint) tokenizer as JSON; travels inside the checkpoint.
         target_tokenizer: the target tokenizer as JSON; None: the joint ``tokenizer``.
         embedding_dim, hidden_size, encoder, decoder_layers, attention, input_feeding, bridge,
-            dropout, tie_embeddings, share_embeddings, init: those of ``Seq2Seq`` (``encoder``
-            is the mapping of ``LSTMEncoder`` settings).
+            dropout, tie_embeddings, share_embeddings, init, param_init: those of ``Seq2Seq``
+            (``encoder`` is the mapping of ``LSTMEncoder`` settings).
         label_smoothing: of the training cross-entropy (validation loss is the plain NLL).
+        loss_normalization: the training loss is its sum over the batch's real target tokens
+            divided by their number (``tokens``) or by the number of sentences
+            (``sentences``, OpenNMT-py's default ``sents``: a gradient about the mean target
+            length larger, which matters under gradient-norm clipping).
         max_length: sources longer than this are cut when translating raw text (and counted).
         beam_size: beam of the final evaluation, eval and translate (1: greedy).
         length_penalty: GNMT alpha of the beam search (0: none).
@@ -85,7 +91,9 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
         tie_embeddings: bool = False,
         share_embeddings: bool = False,
         init: str = "xavier",
+        param_init: float | None = None,
         label_smoothing: float = 0.1,
+        loss_normalization: str = "tokens",
         max_length: int = 128,
         beam_size: int = 5,
         length_penalty: float = 0.0,
@@ -98,6 +106,9 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if loss_normalization not in NORMALIZATIONS:
+            raise ValueError(f"loss_normalization must be one of {NORMALIZATIONS}, got "
+                             f"{loss_normalization!r}")
         self.tokenizer = Tokenizer.from_json(tokenizer)
         self.target_tokenizer = (Tokenizer.from_json(target_tokenizer) if target_tokenizer
                                  else self.tokenizer)
@@ -106,8 +117,10 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
             pad_id=self.tokenizer.pad_id, embedding_dim=embedding_dim, hidden_size=hidden_size,
             encoder=dict(encoder or {}), decoder_layers=decoder_layers, attention=attention,
             input_feeding=input_feeding, bridge=bridge, dropout=dropout,
-            tie_embeddings=tie_embeddings, share_embeddings=share_embeddings, init=init)
+            tie_embeddings=tie_embeddings, share_embeddings=share_embeddings, init=init,
+            param_init=param_init)
         self.label_smoothing = label_smoothing
+        self.loss_normalization = loss_normalization
         self.max_length = max_length
         self.beam_size, self.length_penalty = beam_size, length_penalty
         self.max_length_ratio, self.max_length_offset = max_length_ratio, max_length_offset
@@ -140,9 +153,11 @@ class Seq2SeqTranslator(TranslatesText, TaskModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits, gold = self._real_logits(batch)
-        loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["src"]))
-        return loss
+        total = F.cross_entropy(logits.float(), gold, label_smoothing=self.label_smoothing,
+                                reduction="sum")
+        per_token = total / gold.numel()
+        self.log("train/loss", per_token, prog_bar=True, batch_size=len(batch["src"]))
+        return per_token if self.loss_normalization == "tokens" else total / len(batch["src"])
 
     # ----------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:

@@ -81,6 +81,9 @@ class Seq2Seq(nn.Module):
         share_embeddings: source and target share one embedding (a joint vocabulary; needs
             equal vocabulary sizes).
         init: ``xavier`` or ``torch`` for the recurrent weights of both sides.
+        param_init: when given, every parameter is drawn from U(-param_init, param_init) after
+            the rules above (OpenNMT-py's ``param_init``; biases too, so no forget-gate bias);
+            padding embeddings stay zero.
     """
 
     def __init__(
@@ -100,8 +103,11 @@ class Seq2Seq(nn.Module):
         tie_embeddings: bool = False,
         share_embeddings: bool = False,
         init: str = "xavier",
+        param_init: float | None = None,
     ) -> None:
         super().__init__()
+        if param_init is not None and not param_init > 0:
+            raise ValueError(f"param_init must be positive (or null), got {param_init!r}")
         encoder = dict(encoder or {})
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"share_embeddings needs one vocabulary, got sizes "
@@ -130,6 +136,12 @@ class Seq2Seq(nn.Module):
             self.src_embedding.weight[pad_id].zero_()
         if share_embeddings:
             self.src_embedding.weight = self.decoder.embedding.weight
+        if param_init is not None:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.uniform_(-param_init, param_init)
+                for embedding in (self.src_embedding, self.decoder.embedding):
+                    embedding.weight[pad_id].zero_()
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Seq2SeqState:
         """src (B, S), src_lengths (B,) in [1, S] -> the state before the first decoding step."""
