@@ -202,3 +202,32 @@ def test_sp_bpe_tokenizer():
     assert tokenizer.unk_id in tokenizer.encode("Ein Ω")  # never seen in training
     with pytest.raises(ValueError, match="sp_bpe tokenizer needs a vocab_size"):
         TokenizerTrainer(kind="sp_bpe", vocab_size=None)
+
+
+# ------------------------------------------------------------------- comparing curves
+def _fake_run(folder: Path, losses: list[float]) -> Path:
+    folder.mkdir(parents=True)
+    lines = ["step,loss,grad_norm,lr,seconds"]
+    lines += [f"{i + 1},{loss},{1.0 / (i + 1)},0.001,{i * 0.5}" for i, loss in enumerate(losses)]
+    (folder / "curve.csv").write_text("\n".join(lines) + "\n")
+    (folder / "csv").mkdir()
+    (folder / "csv" / "metrics.csv").write_text("epoch,step,val/bleu\n0,4,10.0\n1,8,20.0\n")
+    (folder / "config.yaml").write_text("task:\n  monitor: val/bleu\n")
+    return folder
+
+
+def test_plot_compares_runs_step_by_step(tmp_path):
+    from nlp_lstm.plot import _running_mean, plot_curves
+
+    assert _running_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    a = _fake_run(tmp_path / "a", [9.0 - i for i in range(8)])
+    b = _fake_run(tmp_path / "b", [9.0 - i / 2 for i in range(8)])
+    out = plot_curves([a, b], tmp_path / "cmp.png", smooth=3, labels=["fast", "slow"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    with pytest.raises(ValueError, match=r"no curve\.csv in"):
+        plot_curves([a, tmp_path], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="1 labels for 2 runs"):
+        plot_curves([a, b], tmp_path / "x.png", labels=["one"])
+    proc = subprocess.run([sys.executable, "-m", "tasks.plot", str(a), str(b)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "comparing runs needs --out" in proc.stderr
