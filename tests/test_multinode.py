@@ -143,8 +143,9 @@ def test_two_nodes_train_one_run_with_equal_weights(tmp_path: Path, launcher: st
     run = runs[0]
     assert [p.name for p in out.iterdir()] == ["sentiment"]
     assert sorted(p.name for p in run.iterdir()) == [
-        ".hydra", "checkpoints", "config.yaml", "csv", "digest-rank0.json", "digest-rank1.json",
-        "metrics.json", "throughput.json", "train.log", "train_ddp_process_1.log"]
+        ".hydra", "checkpoints", "config.yaml", "csv", "curve.csv", "digest-rank0.json",
+        "digest-rank1.json", "metrics.json", "throughput.json", "train.log",
+        "train_ddp_process_1.log"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert [p.name for p in (run / "csv").iterdir()] == ["metrics.csv"]
     metrics = json.loads((run / "metrics.json").read_text())

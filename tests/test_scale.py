@@ -48,8 +48,8 @@ def test_ddp_cpu_two_processes_one_set_of_outputs(tmp_path):
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout
     # One set of outputs; only the logs are per rank (Hydra names rank 1's job log).
     assert sorted(p.name for p in run.iterdir()) == [
-        ".hydra", "checkpoints", "config.yaml", "csv", "metrics.json", "throughput.json",
-        "train.log", "train_ddp_process_1.log"]
+        ".hydra", "checkpoints", "config.yaml", "csv", "curve.csv", "metrics.json",
+        "throughput.json", "train.log", "train_ddp_process_1.log"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert [p.name for p in (run / "csv").iterdir()] == ["metrics.csv"]
     assert json.loads((run / "throughput.json").read_text())["world_size"] == 2
