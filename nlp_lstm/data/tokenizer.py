@@ -85,45 +85,32 @@ class Tokenizer:
         lowercase: bool = False,
         min_freq: int = 2,
         normalize: str = "nfkc",
+        byte_level: bool = True,
     ) -> Tokenizer:
-        """Train a byte-level BPE vocabulary of at most ``vocab_size`` tokens (specials and the
-        256 byte symbols included); ``normalize``: one of ``NORMALIZERS``."""
-        if vocab_size < len(SPECIALS) + 256:
-            raise ValueError(f"vocab_size for bpe must be at least {len(SPECIALS) + 256} "
-                             f"(specials and the byte alphabet), got {vocab_size}")
-        backend = _Backend(models.BPE())
+        """Train a BPE vocabulary of at most ``vocab_size`` tokens, specials and the alphabet
+        included: byte-level (the 256 byte symbols), or with ``byte_level=False``
+        SentencePiece-style (kind ``sp_bpe``: the training text's characters, spaces marked
+        with a word-initial ``▁``); ``normalize``: one of ``NORMALIZERS``."""
+        smallest = len(SPECIALS) + (256 if byte_level else 1)
+        if vocab_size < smallest:
+            raise ValueError(f"vocab_size for {'bpe' if byte_level else 'sp_bpe'} must be at "
+                             f"least {smallest} (specials and the alphabet), got {vocab_size}")
+        if byte_level:
+            backend = _Backend(models.BPE())
+            backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            backend.decoder = decoders.ByteLevel()
+            alphabet = pre_tokenizers.ByteLevel.alphabet()
+        else:
+            backend = _Backend(models.BPE(unk_token=UNK))
+            backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE,
+                                                             prepend_scheme="always")
+            backend.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
+            alphabet = []
         backend.normalizer = _normalizer(lowercase, normalize)
-        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        backend.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS),
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+            initial_alphabet=alphabet, show_progress=False,
         )
-        backend.train_from_iterator(texts, trainer=trainer)
-        return cls(backend)
-
-    @classmethod
-    def train_sp_bpe(
-        cls,
-        texts: Iterable[str],
-        *,
-        vocab_size: int = 8000,
-        lowercase: bool = False,
-        min_freq: int = 2,
-        normalize: str = "nfkc",
-    ) -> Tokenizer:
-        """Train a SentencePiece-style BPE vocabulary of at most ``vocab_size`` tokens
-        (specials and every character of the training text included)."""
-        if vocab_size <= len(SPECIALS):
-            raise ValueError(f"vocab_size must exceed the {len(SPECIALS)} specials, got "
-                             f"{vocab_size}")
-        backend = _Backend(models.BPE(unk_token=UNK))
-        backend.normalizer = _normalizer(lowercase, normalize)
-        backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE,
-                                                         prepend_scheme="always")
-        backend.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq,
-                                      special_tokens=list(SPECIALS), show_progress=False)
         backend.train_from_iterator(texts, trainer=trainer)
         return cls(backend)
 
@@ -261,14 +248,10 @@ class TokenizerTrainer:
             return Tokenizer.train_word_level(texts, lowercase=self.lowercase,
                                               min_freq=self.min_freq, max_vocab=self.vocab_size,
                                               normalize=self.normalize)
-        if self.kind == "bpe":
+        if self.kind in ("bpe", "sp_bpe"):
             return Tokenizer.train_bpe(texts, vocab_size=self.vocab_size,
                                        lowercase=self.lowercase, min_freq=self.min_freq,
-                                       normalize=self.normalize)
-        if self.kind == "sp_bpe":
-            return Tokenizer.train_sp_bpe(texts, vocab_size=self.vocab_size,
-                                          lowercase=self.lowercase, min_freq=self.min_freq,
-                                          normalize=self.normalize)
+                                       normalize=self.normalize, byte_level=self.kind == "bpe")
         return Tokenizer.train_char(texts, lowercase=self.lowercase, min_freq=self.min_freq)
 
     def fingerprint(self) -> str:
