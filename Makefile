@@ -96,6 +96,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) tools/check_layers.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

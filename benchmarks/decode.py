@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
-from nlp_lstm.cli import bad_input_exits, compose_config
-from nlp_lstm.registry import get_task, load_model
+from nlp_lstm.core.cli import bad_input_exits, compose_config
+from nlp_lstm.drivers.registry import get_task, load_model
 from nlp_lstm.translation.module import corpus_scores
 
 

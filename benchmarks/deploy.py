@@ -1,6 +1,7 @@
 """Deployment formats of a sentiment or translation checkpoint, side by side: PyTorch float32,
-PyTorch int8 (``torch.ao`` dynamic quantization, ``nlp_lstm.quantize``), ONNX float32 and ONNX
-int8 (``python -m tasks.export [--quantize int8]``, run by ``nlp_lstm.runtime``).
+PyTorch int8 (``torch.ao`` dynamic quantization, ``nlp_lstm.deploy.quantize``), ONNX float32 and
+ONNX
+int8 (``python -m tasks.export [--quantize int8]``, run by ``nlp_lstm.deploy.runtime``).
 
     python -m benchmarks.deploy --ckpt PATH [--split val] [--limit N] [--threads 2]
         [--rounds 7] [--beam-size 5] [--length-penalty A] [data=... overrides of the eval config]
@@ -33,12 +34,12 @@ from typing import Any
 
 import torch
 
-from nlp_lstm import runtime
-from nlp_lstm.checkpoint import read_checkpoint
-from nlp_lstm.cli import bad_input_exits, compose_config, fail
 from nlp_lstm.commands.export import export
-from nlp_lstm.quantize import quantize_model
-from nlp_lstm.registry import get_task, load_model
+from nlp_lstm.core.cli import bad_input_exits, compose_config, fail
+from nlp_lstm.deploy import runtime
+from nlp_lstm.deploy.quantize import quantize_model
+from nlp_lstm.drivers.registry import get_task, load_model
+from nlp_lstm.training.checkpoint import read_checkpoint
 from nlp_lstm.translation.module import corpus_scores
 
 DEFAULT_DATA = {"sentiment": "sst2", "translation": "multi30k"}

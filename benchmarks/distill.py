@@ -41,13 +41,13 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from nlp_lstm.cli import bad_input_exits, compose_config
+from nlp_lstm.core.cli import bad_input_exits, compose_config
 from nlp_lstm.data.base import default_data_root
 from nlp_lstm.data.batching import pad_sequences
-from nlp_lstm.registry import load_model
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment.data import SST2
-from nlp_lstm.sentiment.distill import teacher_logits
-from nlp_lstm.train import train
+from nlp_lstm.sentiment.teacher import teacher_logits
 
 ARMS = {
     "labels": "experiment=sst2_student",

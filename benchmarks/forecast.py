@@ -233,7 +233,7 @@ def _epochs_run(run: Path) -> int | None:
 
 def _rescore(checkpoint: str, dm: ForecastDataModule) -> dict[str, float]:
     """The checkpoint's test forecasts through the shared evaluator."""
-    from nlp_lstm.registry import load_model
+    from nlp_lstm.drivers.registry import load_model
 
     model = load_model(checkpoint).cpu().eval()
     test = dm.split_windows("test")

@@ -18,8 +18,8 @@ from collections import defaultdict
 
 import torch
 
+from nlp_lstm.drivers.registry import load_model
 from nlp_lstm.generation import GenerationDataModule, SyntheticText
-from nlp_lstm.registry import load_model
 
 FIELDS = ("name", "color", "item", "place")
 

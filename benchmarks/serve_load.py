@@ -206,8 +206,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
-    from nlp_lstm.checkpoint import read_checkpoint
-    from nlp_lstm.registry import load_model
+    from nlp_lstm.drivers.registry import load_model
+    from nlp_lstm.training.checkpoint import read_checkpoint
 
     torch.set_num_threads(args.threads)
     task = read_checkpoint(args.ckpt)["nlp_lstm"].get("task")

@@ -1,5 +1,5 @@
 """Torch-free rules of inference, shared by the PyTorch models and the ONNX runtime
-(``nlp_lstm.runtime``) so that both accept, refuse and decode alike: the checks of sampling,
+(``nlp_lstm.deploy.runtime``) so that both accept, refuse and decode alike: the checks of sampling,
 generation and translation-decoding settings, the GNMT length penalty, the target length limit
 ``a * S + b``, how a generation prompt becomes ids, how a translation's ids become text, and
 ``generate`` / ``predict`` of a language model on top of its ``start_generation``.

@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from nlp_lstm.cli import CONFIG_DIR
+from nlp_lstm.core.cli import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ def compose_train(output_dir: Path, overrides: list[str] = ()) -> DictConfig:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory holding a tiny sentiment model trained through the real train()."""
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     out = tmp_path_factory.mktemp("run")
     train(compose_train(out, TINY))
@@ -152,7 +152,7 @@ def serving(backend: Any, **settings: Any) -> Iterator[str]:
     """The app in a uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
     import uvicorn
 
-    from nlp_lstm.serve import ServeSettings, create_app
+    from nlp_lstm.deploy.serve import ServeSettings, create_app
 
     config = uvicorn.Config(create_app(backend, ServeSettings(**settings)), host="127.0.0.1",
                             port=free_port(), log_level="warning")

@@ -14,10 +14,10 @@ import torch
 from conftest import TINY, compose_train
 from pytorch_lightning.callbacks import Callback
 
-from nlp_lstm.budget import TimeBudget, parse_duration, validations_in
-from nlp_lstm.finetune import SlantedTriangularLR
-from nlp_lstm.optim import WarmupCosineLR
-from nlp_lstm.train import train
+from nlp_lstm.drivers.train import train
+from nlp_lstm.training.budget import TimeBudget, parse_duration, validations_in
+from nlp_lstm.training.finetune import SlantedTriangularLR
+from nlp_lstm.training.optim import WarmupCosineLR
 
 BUDGET = 7.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nlp_lstm.callbacks import count_tokens
+from nlp_lstm.training.callbacks import count_tokens
 
 
 def test_padded_batches_count_their_lengths():

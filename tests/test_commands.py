@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import ROOT
 
-from nlp_lstm.cli import compose_config
+from nlp_lstm import __version__
 from nlp_lstm.commands.predict import main as predict_main
-from nlp_lstm.evaluate import evaluate
+from nlp_lstm.core.cli import compose_config
+from nlp_lstm.drivers.evaluate import evaluate
 
 
 def run_module(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -96,7 +97,8 @@ def _corrupt(tmp_path: Path, checkpoint: Path) -> Path:
         (lambda t, c: ["--ckpt", str(_tampered(t, c)), "hi"], "refusing to load"),
         (lambda t, c: ["--ckpt", str(_other_task(t, c)), "hi"], "'generation' checkpoint"),
         (lambda t, c: ["--ckpt", str(_format_1(t, c)), "hi"],
-         "is in checkpoint format 1 (written by nlp-lstm 0.1.0); this version (0.2.0) reads "
+         "is in checkpoint format 1 (written by nlp-lstm 0.1.0); this version "
+         f"({__version__}) reads "
          "format 2: retrain the model"),
         (lambda t, c: ["--ckpt", str(c), "   "], "argument 1 is empty or whitespace"),
         (lambda t, c: ["--ckpt", str(c), ""], "argument 1 is empty"),
@@ -192,7 +194,7 @@ def test_resuming_from_an_old_format_checkpoint_exits_2(checkpoint, tmp_path):
 def test_an_encoder_choice_without_settings_for_the_model_is_refused(model, encoder, fits):
     """model_encoder is an optional default: without the check a missing file would leave the
     LSTM in place under encoder=transformer, silently."""
-    from nlp_lstm.cli import check_encoder_choice
+    from nlp_lstm.core.cli import check_encoder_choice
 
     choices = {"model": model, "encoder": encoder}
     if fits:

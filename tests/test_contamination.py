@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_lstm.contamination import Contamination, check, ngrams, words
+from nlp_lstm.training.contamination import Contamination, check, ngrams, words
 
 COPIED = "the acting is wooden and the plot never once makes any sense at all"
 SHARED = "a dull movie where the acting is wooden and the plot never drags"  # 1 shared 8-gram
@@ -134,8 +134,8 @@ def test_callback_checks_the_training_text_on_fit_start(tmp_path, capsys):
     import pytorch_lightning as pl
     import torch
 
-    from nlp_lstm.contamination_callback import ContaminationCheck
     from nlp_lstm.generation import GenerationDataModule, LanguageModel, SyntheticText
+    from nlp_lstm.training.contamination_callback import ContaminationCheck
 
     dm = GenerationDataModule(SyntheticText(40), batch_size=2, seq_len=16, cache_dir=None,
                               root=str(tmp_path / "data"))
@@ -174,7 +174,7 @@ def test_callback_checks_the_training_text_on_fit_start(tmp_path, capsys):
 
 
 def test_callback_validates_its_arguments():
-    from nlp_lstm.contamination_callback import ContaminationCheck
+    from nlp_lstm.training.contamination_callback import ContaminationCheck
 
     with pytest.raises(ValueError, match="warn_above"):
         ContaminationCheck({}, warn_above=1.5)

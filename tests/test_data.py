@@ -19,11 +19,11 @@ from nlp_lstm.data import DataModule, Tokenizer, TokenizerTrainer
 from nlp_lstm.data.base import ToFit
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import SPECIALS
+from nlp_lstm.evaluation.stats import _print
 from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
 from nlp_lstm.sentiment import SentimentDataModule, SyntheticSentiment
 from nlp_lstm.sentiment.corpus import NEGATIVE, POSITIVE, generate_sentiment
 from nlp_lstm.sentiment.data import ClassificationCollate
-from nlp_lstm.stats import _print
 
 
 def test_corpus_is_deterministic_and_seeded():

@@ -15,17 +15,13 @@ from conftest import TINY, compose_train
 from omegaconf import OmegaConf
 
 from nlp_lstm.data import Tokenizer
-from nlp_lstm.registry import load_model
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment import Augmentation, DistilledClassifier, TransferSetDataModule
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
-from nlp_lstm.sentiment.distill import (
-    UNLABELED,
-    compute_logits,
-    distillation_loss,
-    teacher_embedding,
-    teacher_logits,
-)
-from nlp_lstm.train import train
+from nlp_lstm.sentiment.distill import distillation_loss
+from nlp_lstm.sentiment.teacher import compute_logits, teacher_embedding, teacher_logits
+from nlp_lstm.sentiment.transfer_set import UNLABELED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,10 +117,10 @@ def test_augmentation_is_deterministic_new_and_bounded():
 
 
 def test_transfer_set_appends_unlabeled_variants():
-    dm = TransferSetDataModule(SyntheticSentiment(200, seed=0), augment=Augmentation(copies=2),
-                               batch_size=16)
+    dm = TransferSetDataModule(source=SyntheticSentiment(200, seed=0),
+                               augment=Augmentation(copies=2), batch_size=16)
     dm.setup("fit")
-    plain = TransferSetDataModule(SyntheticSentiment(200, seed=0), batch_size=16)
+    plain = TransferSetDataModule(source=SyntheticSentiment(200, seed=0), batch_size=16)
     plain.setup("fit")
     labeled = plain.dataset("train")
     data = dm.dataset("train")
@@ -152,7 +148,7 @@ def test_cached_logits_equal_the_teachers_forward(checkpoint, tmp_path, monkeypa
     def no_compute(*args):
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setattr("nlp_lstm.sentiment.distill.compute_logits", no_compute)
+    monkeypatch.setattr("nlp_lstm.sentiment.teacher.compute_logits", no_compute)
     assert torch.equal(teacher_logits(teacher, checkpoint, seqs, tmp_path), logits)
     with pytest.raises(AssertionError, match="cache"):  # other sequences: another key
         teacher_logits(teacher, checkpoint, seqs[:3], tmp_path)
@@ -192,8 +188,8 @@ def test_tiny_distillation_run_trains_and_the_student_stands_alone(checkpoint, t
     assert 0.0 <= metrics["val/acc"] <= 1.0
     # ... nor does its ONNX export, which predicts what it predicts
     pytest.importorskip("onnxruntime")
-    from nlp_lstm import runtime
     from nlp_lstm.commands.export import export
+    from nlp_lstm.deploy import runtime
 
     export(metrics["checkpoint"], tmp_path / "onnx")
     onnx_results, _ = runtime.load(tmp_path / "onnx", threads=1).predict(texts)
@@ -236,7 +232,7 @@ def test_alpha_one_never_reads_the_teacher(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the teacher was read")
 
-    monkeypatch.setattr("nlp_lstm.sentiment.distill.load_model", refuse)
+    monkeypatch.setattr("nlp_lstm.sentiment.distill.load_teacher", refuse)
     metrics = _run(tmp_path, [f"model.teacher_ckpt={tmp_path}/no-such.ckpt", "model.alpha=1.0"])
     assert "val/acc" in metrics
 
@@ -299,7 +295,7 @@ TOKENIZER = Tokenizer.train_word_level(["the film was good", "the plot was bad"]
 def test_bad_distillation_settings(kwargs, message):
     args = {"teacher_ckpt": "t.ckpt", "alpha": 0.5, **kwargs}
     with pytest.raises(ValueError, match=message):
-        DistilledClassifier(TOKENIZER, ["negative", "positive"], **args)
+        DistilledClassifier(tokenizer=TOKENIZER, labels=["negative", "positive"], **args)
 
 
 def test_bad_loss_arguments():
@@ -322,7 +318,7 @@ def test_bad_augmentation(augment):
 
 def _student(teacher: Path, tokenizer: str = TOKENIZER,
              labels: tuple[str, ...] = ("negative", "positive")) -> DistilledClassifier:
-    return DistilledClassifier(tokenizer, list(labels), teacher_ckpt=str(teacher),
+    return DistilledClassifier(tokenizer=tokenizer, labels=list(labels), teacher_ckpt=str(teacher),
                                embedding_dim=32)
 
 

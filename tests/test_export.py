@@ -22,7 +22,7 @@ import torch
 from conftest import ROOT, compose_train, serving
 from test_serve import without_seconds
 
-from nlp_lstm import __version__, runtime
+from nlp_lstm import __version__
 from nlp_lstm.commands.export import export
 from nlp_lstm.commands.export import main as export_main
 from nlp_lstm.commands.generate import main as generate_main
@@ -31,17 +31,18 @@ from nlp_lstm.commands.serve import OnnxBackend
 from nlp_lstm.commands.serve import main as serve_main
 from nlp_lstm.commands.translate import main as translate_main
 from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.deploy import runtime
+from nlp_lstm.deploy.quantize import quantize_model
+from nlp_lstm.deploy.runtime import decoding as np_decoding
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.generation import LanguageModel
-from nlp_lstm.module import CHECKPOINT_FORMAT
 from nlp_lstm.nn import LSTMEncoder
 from nlp_lstm.nn import decoding as torch_decoding
 from nlp_lstm.nn.native import NativeEncoder
-from nlp_lstm.quantize import quantize_model
-from nlp_lstm.registry import load_model
-from nlp_lstm.runtime import decoding as np_decoding
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import SyntheticSentiment
-from nlp_lstm.train import train
+from nlp_lstm.training.module import CHECKPOINT_FORMAT
 from nlp_lstm.translation import Seq2SeqTranslator
 from nlp_lstm.translation.corpus import SyntheticTranslation
 
@@ -416,7 +417,7 @@ def test_int8_quantization_shrinks_the_graphs_and_keeps_the_answers(
 def test_the_runtime_imports_no_torch(exports, lm_export):
     code = (
         "import sys\n"
-        "import nlp_lstm.runtime as rt\n"
+        "import nlp_lstm.deploy.runtime as rt\n"
         "assert 'torch' not in sys.modules\n"
         "s, t, g = (rt.load(p, threads=1) for p in sys.argv[1:])\n"
         "s.predict(['a fine film .'])\n"

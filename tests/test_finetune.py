@@ -1,4 +1,4 @@
-"""ULMFiT's fine-tuning knobs (nlp_lstm.finetune): layer groups, discriminative learning
+"""ULMFiT's fine-tuning knobs (nlp_lstm.training.finetune): layer groups, discriminative learning
 rates, gradual unfreezing and the slanted triangular schedule, on a tiny sentiment network."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from itertools import pairwise
 import pytest
 import torch
 
-from nlp_lstm.finetune import (
+from nlp_lstm.sentiment.net import LSTMClassifierNet
+from nlp_lstm.training.finetune import (
     SlantedTriangularLR,
     discriminative_groups,
     freeze_groups,
     layer_groups,
     unfrozen_groups,
 )
-from nlp_lstm.sentiment.net import LSTMClassifierNet
 
 
 def network() -> torch.nn.Module:
@@ -92,8 +92,8 @@ def test_the_knobs_are_wired_into_training(tmp_path) -> None:
     from conftest import compose_train
     from hydra.utils import instantiate
 
-    from nlp_lstm.callbacks import GradualUnfreezing
-    from nlp_lstm.registry import get_task
+    from nlp_lstm.drivers.registry import get_task
+    from nlp_lstm.training.callbacks import GradualUnfreezing
 
     cfg = compose_train(tmp_path, ["task=sentiment", "model.layer_lr_decay=2.6",
                                    "model.optimizer.lr=0.01",

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 from conftest import compose_train
 
-from nlp_lstm.cli import compose_config
 from nlp_lstm.commands.backtest import main as backtest_main
 from nlp_lstm.commands.predict import main as predict_main
-from nlp_lstm.evaluate import evaluate
+from nlp_lstm.core.cli import compose_config
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.predict import task_table
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.forecasting import Forecaster
 from nlp_lstm.forecasting.backtest import backtest
 from nlp_lstm.forecasting.data import SyntheticSeries
@@ -30,9 +33,6 @@ from nlp_lstm.forecasting.series import (
     split_rows,
 )
 from nlp_lstm.forecasting.table import TABLE
-from nlp_lstm.predict import task_table
-from nlp_lstm.registry import load_model
-from nlp_lstm.train import train
 
 L, H = 48, 12
 TINY = ["task=forecasting", f"data.input_length={L}", f"data.horizon={H}",

@@ -11,14 +11,14 @@ import pytest
 import torch
 from conftest import compose_train
 
-from nlp_lstm.cli import compose_config
 from nlp_lstm.commands.predict import main as predict_main
-from nlp_lstm.evaluate import evaluate
+from nlp_lstm.core.cli import compose_config
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.forecasting import ForecastDataModule, Forecaster, SegmentForecaster
 from nlp_lstm.forecasting.data import SyntheticSeries
 from nlp_lstm.forecasting.series import repeat_forecast, scores
-from nlp_lstm.registry import load_model
-from nlp_lstm.train import train
 
 TINY = ["task=forecasting", "data.input_length=48", "data.horizon=12", "data.source.rows=1200",
         "model.segment=12", "model.embedding_dim=16", "model.encoder.hidden_size=16",
@@ -152,7 +152,7 @@ def test_export_runtime_and_server_answer_as_the_checkpoint(run: Path, tmp_path:
 
     from nlp_lstm.commands.export import export
     from nlp_lstm.commands.serve import OnnxBackend
-    from nlp_lstm.registry import load_export
+    from nlp_lstm.drivers.registry import load_export
 
     ckpt = json.loads((run / "metrics.json").read_text())["checkpoint"]
     model = load_model(ckpt)
@@ -165,7 +165,7 @@ def test_export_runtime_and_server_answer_as_the_checkpoint(run: Path, tmp_path:
     ours, theirs = onnx.predict(windows)[0], model.predict(windows)[0]
     assert np.allclose([r["forecast"] for r in ours], [r["forecast"] for r in theirs],
                        atol=1e-4)
-    code = ("import sys, json\nimport nlp_lstm.runtime as rt\n"
+    code = ("import sys, json\nimport nlp_lstm.deploy.runtime as rt\n"
             "m = rt.load(sys.argv[1], threads=1)\n"
             "print(json.dumps(m.predict(json.loads(sys.argv[2]))[0]))\n"
             "assert 'torch' not in sys.modules\n")
@@ -277,7 +277,7 @@ def quantile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_quantiles_and_covariates_end_to_end(quantile_run: Path, tmp_path: Path) -> None:
     from nlp_lstm.commands.export import export
-    from nlp_lstm.registry import load_export
+    from nlp_lstm.drivers.registry import load_export
 
     metrics = json.loads((quantile_run / "metrics.json").read_text())
     model = load_model(metrics["checkpoint"])

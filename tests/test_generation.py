@@ -17,15 +17,15 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, compose_train
 
-from nlp_lstm.cli import compose_config
 from nlp_lstm.commands.generate import main as generate_main
+from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data import Tokenizer
-from nlp_lstm.evaluate import evaluate
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.train import train
 from nlp_lstm.generation import GenerationDataModule, LanguageModel, SyntheticText
 from nlp_lstm.generation.corpus import generate_stories
 from nlp_lstm.generation.data import StreamChunks
 from nlp_lstm.generation.module import TextStream
-from nlp_lstm.train import train
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
@@ -383,7 +383,7 @@ def test_ddp_validation_equals_single_process(generation_ckpt, tmp_path):
     script.write_text(textwrap.dedent(f"""
         import json, sys
         import pytorch_lightning as pl
-        from nlp_lstm.registry import load_model
+        from nlp_lstm.drivers.registry import load_model
         from nlp_lstm.generation import GenerationDataModule, SyntheticText
         model = load_model({str(generation_ckpt)!r}, task="generation")
         devices = int(sys.argv[1])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from nlp_lstm.cli import compose_config
+from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.guard import LengthGuard
 from nlp_lstm.sentiment import IMDB, SentimentDataModule

@@ -1,6 +1,6 @@
 """Multi-node DDP: two "nodes", each a torchrun agent with one CPU process, meet on 127.0.0.1
 and train one tiny model with gloo (``trainer=ddp_multinode``); and the run-directory overrides
-that a launched process gets (``nlp_lstm.multinode``)."""
+that a launched process gets (``nlp_lstm.training.multinode``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from nlp_lstm.multinode import RUN_DIR, launched_overrides
+from nlp_lstm.training.multinode import RUN_DIR, launched_overrides
 
 SMALL = ["data.source.num_examples=300", "data.batch_size=32", "model.embedding_dim=16",
          "model.encoder.hidden_size=16", "trainer.max_epochs=1", "debug=limit",

@@ -19,7 +19,7 @@ from torch import nn
 
 from nlp_lstm.nn import LSTMEncoder, fused
 from nlp_lstm.nn.fused import cpu_autocast_supported
-from nlp_lstm.precision import check_precision, choose_precision, probe_training_step
+from nlp_lstm.training.precision import check_precision, choose_precision, probe_training_step
 
 ONEDNN_ERROR = ("could not create a primitive descriptor for the LSTM forward propagation "
                 "primitive. Run workload with environment variable ONEDNN_VERBOSE=all to get "
@@ -169,7 +169,7 @@ def test_gru_kernel_runs_in_float32_under_cpu_autocast(fresh_probe):
 
 def test_bf16_mixed_training_without_bf16_lstm(without_bf16_lstm, tmp_path):
     """bf16-mixed trains as on an AVX2-only CPU, where the LSTM kernel fails under autocast."""
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     metrics = train(compose_train(tmp_path, [*TINY, "trainer.precision=bf16-mixed",
                                              "debug=limit"]))
@@ -292,7 +292,7 @@ def test_auto_on_gpus(gpu):
 def test_probe_measures_the_models_own_training_step(tmp_path, one_thread):
     from hydra.utils import instantiate
 
-    from nlp_lstm.registry import get_task
+    from nlp_lstm.drivers.registry import get_task
 
     cfg = compose_train(tmp_path, TINY)
     dm = instantiate(cfg.data)
@@ -313,8 +313,8 @@ def test_probe_measures_the_models_own_training_step(tmp_path, one_thread):
 def test_train_with_auto_precision_logs_its_choice(tmp_path, monkeypatch, one_thread, native):
     """Both branches through the train command: the choice printed, in precision.json and
     metrics.json, and the trainer runs it."""
-    from nlp_lstm import precision as module
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
+    from nlp_lstm.training import precision as module
 
     monkeypatch.setattr(module, "native_bf16", lambda: native)
     if native:  # the real probe on this CPU may go either way: make bf16 the faster here

@@ -17,8 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from benchmarks.seeds import summarize
-from nlp_lstm.callbacks import TrainingCurve, read_curve
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
+from nlp_lstm.training.callbacks import TrainingCurve, read_curve
 from nlp_lstm.translation import Seq2SeqTranslator
 
 PEER = ROOT.parent / "shared" / "peers" / "onmt" / "train.yaml"
@@ -59,7 +59,7 @@ def test_training_curve_logs_every_step_and_the_norm_before_clipping(tmp_path):
 
 
 def test_every_run_writes_its_curve(tmp_path):
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     train(compose_train(tmp_path, [*TINY, "trainer.max_steps=6", "trainer.max_epochs=-1",
                                    "test=false", *QUIET]))
@@ -217,7 +217,7 @@ def _fake_run(folder: Path, losses: list[float]) -> Path:
 
 
 def test_plot_compares_runs_step_by_step(tmp_path):
-    from nlp_lstm.plot import _running_mean, plot_curves
+    from nlp_lstm.evaluation.plot import _running_mean, plot_curves
 
     assert _running_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     a = _fake_run(tmp_path / "a", [9.0 - i for i in range(8)])

@@ -15,11 +15,11 @@ import torch
 from conftest import ROOT, TINY, compose_train
 from omegaconf import OmegaConf
 
-from nlp_lstm.callbacks import DivergenceError
-from nlp_lstm.cli import CONFIG_DIR
-from nlp_lstm.registry import load_model
+from nlp_lstm.core.cli import CONFIG_DIR
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment.distill import needs_teacher
-from nlp_lstm.train import train
+from nlp_lstm.training.callbacks import DivergenceError
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 SMALL = ["data.source.num_examples=300", "data.batch_size=32", "model.embedding_dim=16",
@@ -65,7 +65,7 @@ def test_ddp_validation_equals_single_process(checkpoint, tmp_path):
         from hydra.utils import instantiate
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from conftest import TINY, compose_train
-        from nlp_lstm.registry import load_model
+        from nlp_lstm.drivers.registry import load_model
         model = load_model({str(checkpoint)!r}, task="sentiment")
         cfg = compose_train({str(tmp_path)!r}, TINY)
         dm = instantiate(cfg.data, trained_tokenizer=model.tokenizer.to_json(), batch_size=7)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import HTTPFiles
 
-from nlp_lstm.cli import compose_config
+from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.evaluation.stats import data_stats
 from nlp_lstm.sentiment import SentimentDataModule
 from nlp_lstm.sentiment.data import SST2, LabeledTSV
-from nlp_lstm.stats import data_stats
 
 TRAIN = "sentence\tlabel\na gripping film \t1\ndull and flat \t0\nnot bad at all \t1\n"
 DEV = "sentence\tlabel\nit is great .\t1\nit is awful .\t0\n"

@@ -1,4 +1,4 @@
-"""The HTTP server (``nlp_lstm.serve``) on 127.0.0.1: every endpoint answers what the direct
+"""The HTTP server (``nlp_lstm.deploy.serve``) on 127.0.0.1: every endpoint answers what the direct
 Python call returns, every bad request gets its status and a JSON error, a full queue gets 503,
 /metrics counts, streaming equals non-streaming, and SIGTERM loses no accepted request."""
 
@@ -21,7 +21,7 @@ from conftest import ROOT, compose_train, free_port, serving
 
 from nlp_lstm.commands.serve import CheckpointBackend
 from nlp_lstm.commands.serve import main as serve_main
-from nlp_lstm.train import train
+from nlp_lstm.drivers.train import train
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]

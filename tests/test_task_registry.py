@@ -23,24 +23,24 @@ from torch import nn
 from torchmetrics import MeanSquaredError
 from torchmetrics.classification import MulticlassAccuracy
 
-from nlp_lstm import runtime
-from nlp_lstm.checkpoint import CheckpointError
-from nlp_lstm.cli import compose_config
 from nlp_lstm.commands.export import export
 from nlp_lstm.commands.predict import main as predict_main
 from nlp_lstm.commands.serve import OnnxBackend
+from nlp_lstm.core.cli import compose_config
+from nlp_lstm.core.task import Task
 from nlp_lstm.data import DataModule, TextDataModule, Tokenizer
 from nlp_lstm.data.base import ToFit
 from nlp_lstm.data.batching import pad_sequences
-from nlp_lstm.evaluate import evaluate
-from nlp_lstm.export import Export, Graph
-from nlp_lstm.module import TaskModule
+from nlp_lstm.deploy import runtime
+from nlp_lstm.deploy.export import Export, Graph
+from nlp_lstm.deploy.serve.endpoint import Call, Endpoint, ServeSettings, text_length
+from nlp_lstm.deploy.serve.validation import check_fields, invalid, texts_field
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.registry import TASKS, load_export, load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.nn import build_encoder, lengths_to_mask
-from nlp_lstm.registry import TASKS, load_export, load_model
-from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings, text_length
-from nlp_lstm.serve.validation import check_fields, invalid, texts_field
-from nlp_lstm.task import Task
-from nlp_lstm.train import train
+from nlp_lstm.training.checkpoint import CheckpointError
+from nlp_lstm.training.module import TaskModule
 
 WORDS = ("red", "green", "blue", "gray")
 

@@ -12,15 +12,15 @@ import torch
 from conftest import TINY, compose_train
 from hydra.utils import instantiate
 
-from nlp_lstm.cli import CONFIG_DIR
+from nlp_lstm.core.cli import CONFIG_DIR
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
+from nlp_lstm.drivers.registry import TASKS, load_model
 from nlp_lstm.forecasting.series import StandardScaler
-from nlp_lstm.optim import WarmupCosineLR
-from nlp_lstm.precision import choose_precision
-from nlp_lstm.registry import TASKS, load_model
 from nlp_lstm.sentiment import BagOfWordsClassifier, SentimentClassifier
 from nlp_lstm.sentiment.corpus import generate_sentiment
+from nlp_lstm.training.optim import WarmupCosineLR
+from nlp_lstm.training.precision import choose_precision
 
 
 def _options(group: str) -> list[str]:
@@ -160,7 +160,7 @@ def test_chrono_init_from_the_config(task, tmp_path):
 
 
 def test_fast_dev_run_through_hydra_compose(tmp_path):
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     cfg = compose_train(tmp_path, [*TINY, "debug=fdr"])
     assert train(cfg) is None  # no validation metrics to report from a smoke run
@@ -198,7 +198,7 @@ def test_encoder_variants_from_the_model_config(variant, tmp_path):
     overrides = [f"model.{'' if k == 'pooling' else 'encoder.'}{k}="
                  f"{str(v).lower() if isinstance(v, bool) else v}" for k, v in variant.items()]
     cfg = compose_train(tmp_path, [*TINY, *overrides, "debug=limit", "test=false"])
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     assert train(cfg) is not None
     model = load_model(tmp_path / "checkpoints" / "best.ckpt", task="sentiment")

@@ -1,4 +1,5 @@
-"""Pretrain, transfer, fine-tune (``nlp_lstm.transfer``, ``model.init_from``): a tiny forward
+"""Pretrain, transfer, fine-tune (``nlp_lstm.training.transfer``, ``model.init_from``): a tiny
+forward
 and backward language model pretrained through the real train() on text of the embedded
 sentiment corpus, loaded into a bidirectional sentiment model bit for bit, and every bad
 ``init_from`` input a clear one-line error with exit code 2."""
@@ -12,12 +13,12 @@ import pytest
 import torch
 from conftest import compose_train
 
-from nlp_lstm.cli import bad_input_exits
-from nlp_lstm.registry import load_model
+from nlp_lstm.core.cli import bad_input_exits
+from nlp_lstm.drivers.registry import load_model
+from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment import SentimentClassifier
 from nlp_lstm.sentiment.corpus import generate_sentiment
-from nlp_lstm.train import train
-from nlp_lstm.transfer import InitFrom, init_from, read_sources
+from nlp_lstm.training.transfer import InitFrom, init_from, read_sources
 
 E, H = 16, 16
 LM = ["task=generation", "data=text", "data.tokenizer.kind=word", "data.tokenizer.lowercase=true",

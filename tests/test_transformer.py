@@ -376,7 +376,7 @@ TINY = {
 
 @pytest.mark.parametrize("task", ["sentiment", "generation"])
 def test_encoder_transformer_composes_and_runs_the_fast_debug_run(task, tmp_path):
-    from nlp_lstm.train import train
+    from nlp_lstm.drivers.train import train
 
     cfg = compose_train(tmp_path, [*TINY[task], "encoder=transformer", *QUIET])
     assert cfg.model.encoder.kind == "transformer"

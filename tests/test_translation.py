@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import ROOT, compose_train
 
-from nlp_lstm.cli import compose_config
+from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data import Tokenizer
 from nlp_lstm.data.batching import pad_sequences
-from nlp_lstm.evaluate import evaluate
-from nlp_lstm.train import train
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.train import train
 from nlp_lstm.translation import Seq2SeqTranslator
 from nlp_lstm.translation.module import corpus_scores
 

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.compare.params import KINDS, NHEAD, solve_width, width_step
-from nlp_lstm.optim import WarmupCosineLR
 from nlp_lstm.sentiment.net import LSTMClassifierNet
+from nlp_lstm.training.optim import WarmupCosineLR
 
 PREFIX = 7  # noise tokens before the earliest possible signal
 PAD = 0

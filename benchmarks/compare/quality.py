@@ -33,7 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from benchmarks.compare.params import KINDS, params_without, solve_width
-from nlp_lstm.cli import compose_config
+from nlp_lstm.core.cli import compose_config
 from nlp_lstm.generation.net import LanguageModelNet
 from nlp_lstm.sentiment.net import LSTMClassifierNet
 

@@ -14,10 +14,10 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits
+from nlp_lstm.core.cli import bad_input_exits
+from nlp_lstm.drivers.predict import add_model_arguments, load_predictor, output_stream
 from nlp_lstm.forecasting.backtest import BACKTEST_SPLITS, backtest
 from nlp_lstm.forecasting.series import read_csv
-from nlp_lstm.predict import add_model_arguments, load_predictor, output_stream
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm backtest") -> None:

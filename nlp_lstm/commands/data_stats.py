@@ -1,13 +1,13 @@
 """``nlp-lstm data-stats data=NAME [...]`` (also ``python -m tasks.data_stats``): corpus
-statistics of a data config (``nlp_lstm.stats``)."""
+statistics of a data config (``nlp_lstm.evaluation.stats``)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits, compose_config
-from nlp_lstm.stats import data_stats
+from nlp_lstm.core.cli import bad_input_exits, compose_config
+from nlp_lstm.evaluation.stats import data_stats
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.data_stats") -> None:

@@ -1,15 +1,16 @@
 """``nlp-lstm eval ckpt_path=PATH [task=...] [data=...] [split=test] [output=FILE]``: evaluate a
-checkpoint of any task (``nlp_lstm.evaluate``). The task is read from the checkpoint unless
-given; ``python -m tasks.<task>.eval`` gives it."""
+checkpoint of any task (``nlp_lstm.drivers.evaluate``). The task is read from the checkpoint
+unless given (``python -m tasks.<task>.eval`` gives it); so is the data: without ``data=``, the
+data the model was trained on, with any ``data.KEY=VALUE`` overrides applied to it."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits, compose_config, fail
-from nlp_lstm.evaluate import evaluate
-from nlp_lstm.registry import checkpoint_task
+from nlp_lstm.core.cli import bad_input_exits, compose_config, fail
+from nlp_lstm.drivers.evaluate import evaluate
+from nlp_lstm.drivers.registry import checkpoint_task
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm eval",
@@ -25,4 +26,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "nlp-lstm eval",
             if path is None:
                 fail(f"{prog}: give the checkpoint to evaluate: ckpt_path=PATH")
             task = checkpoint_task(path).name
-        evaluate(compose_config("eval", [f"task={task}"] * (task is not None) + overrides))
+        task_choice = [f"task={task}"] * (task is not None)
+        if any(o.lstrip("+~").startswith("data=") for o in overrides):
+            evaluate(compose_config("eval", task_choice + overrides))
+            return
+        # The checkpoint's data: its data.* overrides apply to that node, not the task default's.
+        data = [o for o in overrides if o.lstrip("+").startswith("data.")]
+        rest = [o for o in overrides if o not in data]
+        evaluate(compose_config("eval", task_choice + rest), trained_data=data)

@@ -1,5 +1,6 @@
 """``nlp-lstm export --ckpt PATH --out DIR [--quantize int8] [--opset N]`` (also ``python -m
-tasks.export``): export a checkpoint of any task to ONNX, for ``nlp_lstm.runtime`` (onnxruntime,
+tasks.export``): export a checkpoint of any task to ONNX, for ``nlp_lstm.deploy.runtime``
+(onnxruntime,
 no torch) and the ``--onnx`` options of the commands. Prints one JSON line (``out``, ``task``,
 ``graphs``, ``quantize``, ``opset``, ``bytes``)."""
 
@@ -11,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.export import DEFAULT_OPSET, OPSETS, QUANTIZATIONS, export_model
-from nlp_lstm.registry import load_checkpoint
+from nlp_lstm.core.cli import bad_input_exits, fail
+from nlp_lstm.deploy.export import DEFAULT_OPSET, OPSETS, QUANTIZATIONS, export_model
+from nlp_lstm.drivers.registry import load_checkpoint
 
 
 def export(ckpt: str | Path, out: str | Path, *, quantize: str | None = None,
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.export"
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Export a checkpoint to ONNX graphs plus manifest.json, for "
-                    "nlp_lstm.runtime (onnxruntime, no torch) and the --onnx commands.")
+                    "nlp_lstm.deploy.runtime (onnxruntime, no torch) and the --onnx commands.")
     parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by train.py")
     parser.add_argument("--out", required=True, help="directory to write (created)")
     parser.add_argument("--quantize", default=None, metavar="int8",

@@ -17,8 +17,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.predict import add_model_arguments, load_predictor
+from nlp_lstm.core.cli import bad_input_exits, fail
+from nlp_lstm.drivers.predict import add_model_arguments, load_predictor
 
 
 def main(argv: Sequence[str] | None = None,

@@ -1,5 +1,6 @@
 """``nlp-lstm plot RUN_DIR [--out FILE.png]`` (also ``python -m tasks.plot``): a run's training
-curves (``nlp_lstm.plot``); ``nlp-lstm plot RUN_DIR RUN_DIR... --out FILE.png``: several runs'
+curves (``nlp_lstm.evaluation.plot``); ``nlp-lstm plot RUN_DIR RUN_DIR... --out FILE.png``: several
+runs'
 loss and gradient norm step by step, side by side; ``nlp-lstm plot --ckpt PATH|--onnx DIR
 --csv FILE``: a forecasting model's forecasts against the truth (``nlp_lstm.forecasting.plot``).
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.plot import plot_curves, plot_run
+from nlp_lstm.core.cli import bad_input_exits, fail
+from nlp_lstm.evaluation.plot import plot_curves, plot_run
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.plot") -> None:
@@ -47,9 +48,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.plot") 
             fail("forecasts need --csv FILE and no RUN_DIR")
         if args.origins < 1:
             fail(f"--origins must be positive, got {args.origins}")
+        from nlp_lstm.drivers.predict import load_predictor
         from nlp_lstm.forecasting.plot import plot_forecasts
         from nlp_lstm.forecasting.series import read_csv
-        from nlp_lstm.predict import load_predictor
 
         args.quantize = args.provider = None  # load_predictor's other options
         model = load_predictor(args)

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.predict import (
+from nlp_lstm.core.cli import bad_input_exits, fail
+from nlp_lstm.drivers.predict import (
     add_model_arguments,
     input_parser,
     load_predictor,

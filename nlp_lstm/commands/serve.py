@@ -1,6 +1,6 @@
 """``nlp-lstm serve --ckpt PATH|--onnx DIR [...]`` (also ``python -m tasks.serve``): serve a
 checkpoint of any task, or an ONNX export on onnxruntime, over HTTP at its task's endpoint
-(``nlp_lstm.serve``)."""
+(``nlp_lstm.deploy.serve``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlp_lstm.cli import bad_input_exits
-from nlp_lstm.predict import add_model_arguments
-from nlp_lstm.registry import TASKS, load_checkpoint, load_export
-from nlp_lstm.serve.backend import Backend
+from nlp_lstm.core.cli import bad_input_exits
+from nlp_lstm.deploy.serve.backend import Backend
+from nlp_lstm.drivers.predict import add_model_arguments
+from nlp_lstm.drivers.registry import TASKS, load_checkpoint, load_export
 
 GRACEFUL_SHUTDOWN_SECONDS = 60
 
@@ -26,7 +26,7 @@ def CheckpointBackend(path: str | Path) -> Backend:  # noqa: N802 (reads as the 
 
 def OnnxBackend(path: str | Path, providers: str | Sequence[str] | None = None,  # noqa: N802
                 threads: int | None = None) -> Backend:
-    """A backend over an ONNX export (``nlp-lstm export``) run by ``nlp_lstm.runtime`` on the
+    """A backend over an ONNX export (``nlp-lstm export``) run by ``nlp_lstm.deploy.runtime`` on the
     execution ``providers`` (default CPU)."""
     model = load_export(path, providers=providers, threads=threads)
     task = TASKS.get(model.task)
@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tasks.serve")
     with bad_input_exits():
         import uvicorn
 
-        from nlp_lstm.serve.app import create_app
-        from nlp_lstm.serve.endpoint import ServeSettings
+        from nlp_lstm.deploy.serve.app import create_app
+        from nlp_lstm.deploy.serve.endpoint import ServeSettings
 
         if not 0 <= args.port <= 65535:
             raise ValueError(f"--port must be in [0, 65535], got {args.port}")

@@ -1,5 +1,5 @@
 """``nlp-lstm train [overrides]`` (also ``python train.py``): compose the training config and
-train (``nlp_lstm.train``). Hydra runs it: overrides, ``-m`` sweeps, ``--cfg job``."""
+train (``nlp_lstm.drivers.train``). Hydra runs it: overrides, ``-m`` sweeps, ``--cfg job``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import hydra
 from omegaconf import DictConfig
 
-from nlp_lstm.cli import CONFIG_DIR, bad_input_exits
-from nlp_lstm.multinode import launched_overrides
-from nlp_lstm.train import train
+from nlp_lstm.core.cli import CONFIG_DIR, bad_input_exits
+from nlp_lstm.drivers.train import train
+from nlp_lstm.training.multinode import launched_overrides
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")

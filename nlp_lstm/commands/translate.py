@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from nlp_lstm.cli import bad_input_exits, fail
-from nlp_lstm.predict import add_model_arguments, load_predictor, read_inputs
+from nlp_lstm.core.cli import bad_input_exits, fail
+from nlp_lstm.drivers.predict import add_model_arguments, load_predictor, read_inputs
 
 
 def attention_png(path: Path, source: Sequence[str], target: Sequence[str], weights: Any) -> None:

@@ -4,7 +4,7 @@ formats and errors. Each task's own sources and data module live in its package
 (``nlp_lstm.<task>.data``).
 
 The names below load on first use, so that the torch-free modules of this package (the
-tokenizer, the length guard) import without torch: the ONNX runtime (``nlp_lstm.runtime``)
+tokenizer, the length guard) import without torch: the ONNX runtime (``nlp_lstm.deploy.runtime``)
 uses them and must not pull in torch or Lightning.
 """
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings
-from nlp_lstm.serve.validation import RequestError, check_fields, invalid
+from nlp_lstm.deploy.serve.endpoint import Call, Endpoint, ServeSettings
+from nlp_lstm.deploy.serve.validation import RequestError, check_fields, invalid
 
 
 def parse(data: Mapping[str, Any], settings: ServeSettings) -> Call:

@@ -1,4 +1,4 @@
-"""The forecaster's ONNX graph (``nlp_lstm.export`` writes it).
+"""The forecaster's ONNX graph (``nlp_lstm.deploy.export`` writes it).
 
 ``model``: inputs (B, L, C) standardised (with covariates also marks_in (B, L, K) and
 marks_out (B, H, K)) -> forecasts (B, H, C_out), or (B, H, C_out, Q), standardised; the runtime
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from nlp_lstm.export import Export, Graph
+from nlp_lstm.deploy.export import Export, Graph
 
 
 def build(model: Any) -> Export:

@@ -22,7 +22,7 @@ from nlp_lstm.forecasting.series import (
     covariate_marks,
     forecasts,
 )
-from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
+from nlp_lstm.training.module import OptimizerFactory, SchedulerFactory, TaskModule
 
 LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss}
 

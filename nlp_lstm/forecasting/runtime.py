@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from nlp_lstm.deploy.runtime.graphs import ExportedModel, ExportedTask
 from nlp_lstm.forecasting.series import (
     StandardScaler,
     check_window,
     covariate_marks,
     forecasts,
 )
-from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask
 
 
 class OnnxForecaster(ExportedTask):

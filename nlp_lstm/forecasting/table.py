@@ -23,7 +23,8 @@ def quantile_column(target: str, quantile: str | float) -> str:
 
 
 class ForecastTable:
-    """Reads a window from a series CSV and writes forecasts as one (``nlp_lstm.task.TableIO``).
+    """Reads a window from a series CSV and writes forecasts as one
+    (``nlp_lstm.core.task.TableIO``).
     """
 
     def read(self, path: str | Path, model: Any, index_column: str = "date") -> list[Any]:

@@ -8,11 +8,11 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from nlp_lstm.core.task import Task
 from nlp_lstm.forecasting import endpoint, export, table
 from nlp_lstm.forecasting.data import ForecastDataModule
 from nlp_lstm.forecasting.module import Forecaster
 from nlp_lstm.forecasting.runtime import OnnxForecaster
-from nlp_lstm.task import Task
 
 
 def parse_rows(line: str) -> list[list[float]] | dict[str, list[Any]]:

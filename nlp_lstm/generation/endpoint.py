@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings
-from nlp_lstm.serve.validation import (
+from nlp_lstm.deploy.serve.endpoint import Call, Endpoint, ServeSettings
+from nlp_lstm.deploy.serve.validation import (
     boolean,
     check_fields,
     integer,

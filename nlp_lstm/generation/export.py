@@ -1,4 +1,4 @@
-"""The language model's ONNX graphs (``nlp_lstm.export`` writes them).
+"""The language model's ONNX graphs (``nlp_lstm.deploy.export`` writes them).
 
 Legend: B batch, P prompt length, L layers, H hidden, W attention window, V vocabulary.
 
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nlp_lstm.export import Export, Graph, special_ids
+from nlp_lstm.deploy.export import Export, Graph, special_ids
 from nlp_lstm.generation.net import LMState
 
 

@@ -33,9 +33,9 @@ from torchmetrics import SumMetric
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.generation.net import LanguageModelNet, LMState
 from nlp_lstm.inference import GeneratesText, encode_prompt, pieces
-from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
+from nlp_lstm.training.module import OptimizerFactory, SchedulerFactory, TaskModule
 
 SUMS = ("nats", "tokens", "characters", "probe_correct", "probe_total")
 
@@ -59,9 +59,9 @@ class LanguageModel(GeneratesText, TaskModule):
         embedding_init_std: the embedding's initial N(0, std) (``LanguageModelNet``).
         reverse: the model reads its text right to left (the data module's ``reverse``): the
             backward half of a biLM, whose layers fill the backward direction of a
-            bidirectional encoder (``nlp_lstm.transfer``). It cannot generate.
+            bidirectional encoder (``nlp_lstm.training.transfer``). It cannot generate.
         optimizer, scheduler: see ``TaskModule``.
-        init_from: where the weights start from (``nlp_lstm.transfer``; e.g. a pretrained
+        init_from: where the weights start from (``nlp_lstm.training.transfer``; e.g. a pretrained
             language model fine-tuned on the target task's text). Applied by the train command
             before fitting and kept as a record: loading a checkpoint never reads it again.
     """

@@ -1,7 +1,7 @@
 """Generation on an ONNX export: ``start_generation``, ``generate``, ``encode_prompt`` and
 ``predict`` as ``LanguageModel``'s: the prompt read in one call of the ``prompt`` graph,
 then one ``step`` graph call per token with the carried state, sampling in numpy
-(``nlp_lstm.runtime.sampling``), text through the same ``TextStream``.
+(``nlp_lstm.deploy.runtime.sampling``), text through the same ``TextStream``.
 
 Legend: B batch (samples), P prompt length, L layers, H hidden, W attention window, V vocab.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.deploy.runtime.graphs import ExportedModel, ExportedTask
+from nlp_lstm.deploy.runtime.sampling import iter_sample
 from nlp_lstm.inference import GeneratesText, encode_prompt, pieces
-from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask
-from nlp_lstm.runtime.sampling import iter_sample
 from nlp_lstm.text_stream import TextStream
 
 #: The batch axis of each state tensor: h, c are (L, B, H); memory (B, W, H), its mask (B, W).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hydra.utils import instantiate
 
+from nlp_lstm.core.task import Task
 from nlp_lstm.generation import endpoint, export
 from nlp_lstm.generation.data import GenerationDataModule
 from nlp_lstm.generation.module import LanguageModel
 from nlp_lstm.generation.runtime import OnnxLanguageModel
-from nlp_lstm.task import Task
 
 TASK = Task(
     name="generation",

@@ -14,12 +14,13 @@ from nlp_lstm.lazy import lazy_attributes
 if TYPE_CHECKING:
     from nlp_lstm.sentiment.corpus import SyntheticSentiment
     from nlp_lstm.sentiment.data import SST2, LabeledTSV, SentimentDataModule
-    from nlp_lstm.sentiment.distill import Augmentation, DistilledClassifier, TransferSetDataModule
+    from nlp_lstm.sentiment.distill import DistilledClassifier
     from nlp_lstm.sentiment.imdb import IMDB
     from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
+    from nlp_lstm.sentiment.transfer_set import Augmentation, TransferSetDataModule
 
 _HOMES = {
-    "Augmentation": "nlp_lstm.sentiment.distill",
+    "Augmentation": "nlp_lstm.sentiment.transfer_set",
     "BagOfWordsClassifier": "nlp_lstm.sentiment.module",
     "DistilledClassifier": "nlp_lstm.sentiment.distill",
     "IMDB": "nlp_lstm.sentiment.imdb",
@@ -29,7 +30,7 @@ _HOMES = {
     "SentimentDataModule": "nlp_lstm.sentiment.data",
     "SyntheticSentiment": "nlp_lstm.sentiment.corpus",
     "TextClassifier": "nlp_lstm.sentiment.module",
-    "TransferSetDataModule": "nlp_lstm.sentiment.distill",
+    "TransferSetDataModule": "nlp_lstm.sentiment.transfer_set",
 }
 
 __all__ = [

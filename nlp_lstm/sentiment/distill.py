@@ -15,39 +15,26 @@ and n-gram sampling; no synonyms here): they carry the label ``UNLABELED``, so o
 teaches them, and the cross-entropy averages over the labeled examples of a batch.
 
 The saved student is an ordinary sentiment checkpoint: loading it never reads the teacher.
+The transfer set is built in ``nlp_lstm.sentiment.transfer_set``, the teacher read, checked and
+run in ``nlp_lstm.sentiment.teacher``; this module holds the loss and the student.
 
 Legend: B batch, T time, C classes, N examples of the transfer set, E embedding.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import random
-import uuid
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from nlp_lstm.checkpoint import CheckpointError, load_model
-from nlp_lstm.data.base import Source
-from nlp_lstm.data.batching import pad_sequences
-from nlp_lstm.data.tokenizer import TokenizerTrainer
-from nlp_lstm.module import OptimizerFactory, SchedulerFactory
-from nlp_lstm.sentiment.data import SentimentDataModule
 from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
+from nlp_lstm.sentiment.teacher import load_teacher, teacher_embedding, teacher_logits
+from nlp_lstm.sentiment.transfer_set import UNLABELED
+from nlp_lstm.training.module import OptimizerFactory, SchedulerFactory
 
-log = logging.getLogger(__name__)
-
-#: The label of transfer-set examples that only the teacher labels (cross-entropy's default
-#: ``ignore_index``, so a plain classifier skips them too).
-UNLABELED = -100
 SOFT_LOSSES = ("kl", "mse")
 EMBEDDING_INITS = ("random", "teacher")
 
@@ -105,199 +92,10 @@ def check_distillation(alpha: float, temperature: float, soft_loss: str) -> None
         raise ValueError(f"model.soft_loss must be one of {SOFT_LOSSES}, got {soft_loss!r}")
 
 
-# -------------------------------------------------------------- transfer set
-class Augmentation:
-    """Unlabeled variants of the training examples, on token ids (Tang et al. 2019, without
-    part-of-speech-guided synonyms): each token is masked (replaced by ``<unk>``) with
-    probability ``p_mask`` or dropped with ``p_drop``; then, with probability ``p_ngram``, only a
-    random n-gram of the result is kept, n uniform in 1..``ngram_max``. Variants equal to a
-    training example or to an earlier variant are discarded.
-
-    Args:
-        copies: how many rounds over the training examples (each adds at most one variant of
-            every example).
-        p_mask, p_drop, p_ngram: the probabilities above.
-        ngram_max: the longest n-gram kept.
-        min_length: examples shorter than this many tokens get no variants.
-        seed: the variants' own seed, apart from the run's: runs of different seeds share one
-            transfer set, and so one cache of the teacher's logits.
-    """
-
-    def __init__(self, copies: int = 1, p_mask: float = 0.1, p_drop: float = 0.0,
-                 p_ngram: float = 0.25, ngram_max: int = 5, min_length: int = 2,
-                 seed: int = 0) -> None:
-        if copies < 0:
-            raise ValueError(f"augment.copies must be >= 0, got {copies}")
-        for name, p in (("p_mask", p_mask), ("p_drop", p_drop), ("p_ngram", p_ngram)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"augment.{name} must be a probability in [0, 1], got {p}")
-        if p_mask + p_drop > 1.0:
-            raise ValueError(f"augment.p_mask + augment.p_drop must be at most 1, got "
-                             f"{p_mask} + {p_drop}")
-        if ngram_max < 1:
-            raise ValueError(f"augment.ngram_max must be >= 1, got {ngram_max}")
-        self.copies, self.p_mask, self.p_drop, self.p_ngram = copies, p_mask, p_drop, p_ngram
-        self.ngram_max, self.min_length, self.seed = ngram_max, min_length, seed
-
-    def __call__(self, sequences: Sequence[Sequence[int]], mask_id: int) -> list[list[int]]:
-        """The new variants of ``sequences``, in a deterministic order."""
-        rng = random.Random(self.seed)
-        seen = {tuple(seq) for seq in sequences}
-        variants = []
-        for _ in range(self.copies):
-            for seq in sequences:
-                if len(seq) < self.min_length:
-                    continue
-                variant = []
-                for token in seq:
-                    r = rng.random()
-                    if r < self.p_mask:
-                        variant.append(mask_id)
-                    elif r >= self.p_mask + self.p_drop:
-                        variant.append(token)
-                if len(variant) > 1 and rng.random() < self.p_ngram:
-                    n = rng.randint(1, min(self.ngram_max, len(variant)))
-                    start = rng.randrange(len(variant) - n + 1)
-                    variant = variant[start : start + n]
-                key = tuple(variant)
-                if variant and key not in seen:
-                    seen.add(key)
-                    variants.append(variant)
-        return variants
-
-
-class TransferSetDataModule(SentimentDataModule):
-    """A sentiment data module whose training split is a transfer set: the labeled training
-    examples, then (with ``augment``) unlabeled variants of them, labeled ``UNLABELED``. The
-    other splits, and the tokenizer (trained on the labeled texts only), are those of
-    ``SentimentDataModule``.
-
-    Args:
-        augment: an ``Augmentation``, or None for the labeled examples alone.
-        Others: those of ``TextDataModule``.
-    """
-
-    def __init__(
-        self,
-        source: Source,
-        augment: Augmentation | None = None,
-        tokenizer: TokenizerTrainer | None = None,
-        root: str | None = None,
-        cache_dir: str | None = None,
-        trained_tokenizer: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 256,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
-        truncation: str = "head",
-        train_examples: int | None = None,
-    ) -> None:
-        super().__init__(source, tokenizer=tokenizer, root=root, cache_dir=cache_dir,
-                         trained_tokenizer=trained_tokenizer, batch_size=batch_size,
-                         max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed, truncation=truncation,
-                         train_examples=train_examples)
-        self.augment = augment
-
-    def dataset(self, split: str) -> list[tuple[list[int], int]]:
-        if split != "train" or self.augment is None or "train" in self._encoded:
-            return super().dataset(split)
-        labeled = super().dataset("train")
-        variants = self.augment([ids for ids, _ in labeled], mask_id=self.tokenizer.unk_id)
-        log.info("transfer set: %d labeled examples and %d unlabeled variants",
-                 len(labeled), len(variants))
-        self._encoded["train"] = labeled + [(ids, UNLABELED) for ids in variants]
-        return self._encoded["train"]
-
-
-# ----------------------------------------------------------- teacher logits
-def sequences_fingerprint(sequences: Iterable[Sequence[int]]) -> str:
-    """A hash of token id sequences, their order and boundaries included."""
-    digest = hashlib.sha256()
-    for seq in sequences:
-        digest.update(len(seq).to_bytes(4, "little"))
-        digest.update(array("q", seq).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    """A hash of a file's content (a checkpoint rewritten in place gets a new one)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-@torch.no_grad()
-def compute_logits(model: TextClassifier, sequences: Sequence[Sequence[int]],
-                   batch_size: int = 512) -> torch.Tensor:
-    """The model's logits (N, C), float32 on CPU, in eval mode, in the order of ``sequences``.
-
-    They run in batches of equal lengths: no padding, so the encoder may take its fused
-    kernels, exact then in both directions (several times the speed of the packed loop)."""
-    model.eval()
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    logits = torch.empty(len(sequences), len(model.labels))  # (N, C)
-    start = 0
-    while start < len(order):
-        length = len(sequences[order[start]])
-        end = start + 1
-        while (end < len(order) and end - start < batch_size
-               and len(sequences[order[end]]) == length):
-            end += 1
-        rows = order[start:end]
-        tokens, lengths = pad_sequences([sequences[i] for i in rows], model.tokenizer.pad_id)
-        logits[rows] = model(tokens, lengths).float()  # (b, C)
-        start = end
-    return logits
-
-
 def needs_teacher(alpha: float, init_embedding: str) -> bool:
     """Whether a student reads its teacher: for soft targets (alpha < 1) or its embedding."""
     return alpha < 1 or init_embedding == "teacher"
 
-
-def teacher_logits(teacher: TextClassifier, teacher_ckpt: Path,
-                   sequences: Sequence[Sequence[int]], cache_dir: Path | None) -> torch.Tensor:
-    """The teacher's logits (N, C) on ``sequences``, from the cache under
-    ``cache_dir/teacher_logits`` when there, else computed (and cached when ``cache_dir``)."""
-    cache = None
-    if cache_dir is not None:
-        key = f"{file_digest(teacher_ckpt)}-{sequences_fingerprint(sequences)}"
-        cache = cache_dir / "teacher_logits" / f"{key}.pt"
-        if cache.is_file():
-            logits = torch.load(cache, map_location="cpu", weights_only=True)["logits"]
-            log.info("teacher logits of %d examples read from %s", len(logits), cache)
-            return logits
-    logits = compute_logits(teacher, sequences)
-    if cache is not None:
-        # Atomic: another DDP rank or a concurrent run never reads half a file.
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{uuid.uuid4().hex}.tmp")  # pids repeat across nodes
-        torch.save({"logits": logits}, tmp)
-        os.replace(tmp, cache)
-    return logits
-
-
-def teacher_embedding(teacher: TextClassifier, dim: int) -> torch.Tensor:
-    """The teacher's word embedding (V, E) for a student's of ``dim`` <= E columns: the
-    teacher's own when ``dim`` is E, else its first ``dim`` principal components (PCA over the
-    vocabulary); the padding row stays 0."""
-    weight = teacher.net.embedding.weight.detach().float()  # (V, E)
-    E = weight.shape[1]
-    if dim > E:
-        raise ValueError(f"model.init_embedding=teacher needs model.embedding_dim <= {E} (the "
-                         f"teacher's), got {dim}")
-    if dim == E:
-        return weight.clone()
-    centered = weight - weight.mean(0)  # (V, E)
-    _, _, vh = torch.linalg.svd(centered, full_matrices=False)  # vh (E, E), rows by variance
-    projected = centered @ vh[:dim].T  # (V, dim)
-    projected[teacher.tokenizer.pad_id] = 0.0
-    return projected
 
 
 # ----------------------------------------------------------------- student
@@ -320,6 +118,7 @@ class DistilledClassifier(SentimentClassifier):
 
     def __init__(
         self,
+        *,
         tokenizer: str,
         labels: Sequence[str],
         teacher_ckpt: str | None = None,
@@ -349,9 +148,12 @@ class DistilledClassifier(SentimentClassifier):
             raise ValueError(f"model.teacher_ckpt is needed with model.alpha={alpha} and "
                              f"model.init_embedding={init_embedding}; only alpha=1 with a random "
                              f"embedding trains without a teacher")
-        super().__init__(tokenizer, labels, embedding_dim, encoder, pooling, dropout, max_length,
-                         class_weights, optimizer, scheduler, layer_lr_decay, freeze, init_from,
-                         truncation)
+        super().__init__(tokenizer=tokenizer, labels=labels, embedding_dim=embedding_dim,
+                         encoder=encoder, pooling=pooling, dropout=dropout,
+                         max_length=max_length, class_weights=class_weights,
+                         optimizer=optimizer, scheduler=scheduler,
+                         layer_lr_decay=layer_lr_decay, freeze=freeze, init_from=init_from,
+                         truncation=truncation)
         self.teacher_ckpt = teacher_ckpt
         self.alpha, self.temperature, self.soft_loss = alpha, temperature, soft_loss
         self.init_embedding = init_embedding
@@ -365,25 +167,9 @@ class DistilledClassifier(SentimentClassifier):
 
     def load_teacher(self) -> TextClassifier:
         """The teacher, checked against this student's tokenizer and labels."""
-        try:
-            teacher = load_model(self.teacher_ckpt, self.task,
-                                 (SentimentClassifier, BagOfWordsClassifier, DistilledClassifier))
-        except CheckpointError as e:
-            raise ValueError(f"model.teacher_ckpt: {e}") from None
-        if not isinstance(teacher, TextClassifier):
-            raise ValueError(f"model.teacher_ckpt={self.teacher_ckpt} is a "
-                             f"{type(teacher).__name__}, not a text classifier")
-        ours, theirs = self.tokenizer, teacher.tokenizer
-        if json.loads(ours.to_json()) != json.loads(theirs.to_json()):
-            raise ValueError(
-                f"the teacher {self.teacher_ckpt} has another tokenizer than the data "
-                f"({theirs.kind}, {theirs.vocab_size} entries; the data's: {ours.kind}, "
-                f"{ours.vocab_size}): distill on the data the teacher learned from, with its "
-                f"data.tokenizer settings")
-        if list(teacher.labels) != list(self.labels):
-            raise ValueError(f"the teacher {self.teacher_ckpt} has labels {list(teacher.labels)}, "
-                             f"the data {list(self.labels)}")
-        return teacher
+        return load_teacher(self.teacher_ckpt, task=self.task,
+                            models=(SentimentClassifier, BagOfWordsClassifier, type(self)),
+                            tokenizer_json=self.tokenizer.to_json(), labels=self.labels)
 
     def setup(self, stage: str) -> None:
         # Runs before Lightning restores a checkpoint to resume from, so a resumed run keeps

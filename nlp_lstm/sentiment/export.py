@@ -1,4 +1,4 @@
-"""The sentiment model's ONNX graph (``nlp_lstm.export`` writes it).
+"""The sentiment model's ONNX graph (``nlp_lstm.deploy.export`` writes it).
 
 ``model``: tokens (B, T), lengths (B,) -> probs (B, C).
 """
@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from nlp_lstm.export import Export, Graph, Probabilities, special_ids
+from nlp_lstm.deploy.export import Export, Graph, Probabilities, special_ids
 
 
 def build(model: Any) -> Export:

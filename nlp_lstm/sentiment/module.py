@@ -20,8 +20,8 @@ from torchmetrics.classification import (
 
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.sentiment.net import BagOfWordsNet, LSTMClassifierNet
+from nlp_lstm.training.module import OptimizerFactory, SchedulerFactory, TaskModule
 
 
 class TextClassifier(TaskModule):
@@ -142,7 +142,8 @@ class SentimentClassifier(TextClassifier):
         layer_lr_decay: discriminative learning rates (``TaskModule.parameter_groups``).
         freeze: modules of the network kept fixed, e.g. ``[embedding, encoder]``: the
             pretrained encoder as a feature extractor (ELMo-style), only the head trains.
-        init_from: where the weights start from (``nlp_lstm.transfer``): applied by the train
+        init_from: where the weights start from (``nlp_lstm.training.transfer``): applied by the
+        train
             command before fitting and kept as a record; loading a checkpoint never reads it.
         truncation: the data's length policy (``data.truncation``), applied by ``predict``.
     """

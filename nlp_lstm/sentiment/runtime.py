@@ -11,7 +11,7 @@ from typing import Any
 
 from nlp_lstm.data.guard import LengthGuard
 from nlp_lstm.data.tokenizer import Tokenizer
-from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask, pad
+from nlp_lstm.deploy.runtime.graphs import ExportedModel, ExportedTask, pad
 
 
 class OnnxClassifier(ExportedTask):

@@ -9,12 +9,12 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from nlp_lstm.core.task import Task
 from nlp_lstm.sentiment import endpoint, export
 from nlp_lstm.sentiment.data import SentimentDataModule
 from nlp_lstm.sentiment.distill import DistilledClassifier
 from nlp_lstm.sentiment.module import BagOfWordsClassifier, SentimentClassifier, TextClassifier
 from nlp_lstm.sentiment.runtime import OnnxClassifier
-from nlp_lstm.task import Task
 
 
 def prepare_eval(cfg: DictConfig, model: TextClassifier) -> SentimentDataModule:

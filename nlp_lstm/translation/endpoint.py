@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from nlp_lstm.deploy.serve.endpoint import Call, Endpoint, ServeSettings, text_length
+from nlp_lstm.deploy.serve.validation import check_fields, integer, texts_field
 from nlp_lstm.inference import best_translations
-from nlp_lstm.serve.endpoint import Call, Endpoint, ServeSettings, text_length
-from nlp_lstm.serve.validation import check_fields, integer, texts_field
 
 
 def parse(data: Mapping[str, Any], settings: ServeSettings) -> Call:

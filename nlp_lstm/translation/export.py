@@ -1,4 +1,4 @@
-"""The translation model's ONNX graphs (``nlp_lstm.export`` writes them).
+"""The translation model's ONNX graphs (``nlp_lstm.deploy.export`` writes them).
 
 Legend: B batch, S source length, L layers, H hidden, M memory, A key size, V vocabulary.
 
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nlp_lstm.export import Export, Graph, special_ids
+from nlp_lstm.deploy.export import Export, Graph, special_ids
 from nlp_lstm.nn.decoder import DecoderState, Memory
 
 

@@ -25,9 +25,9 @@ from torchmetrics import MeanMetric
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.data.tokenizer import Tokenizer
 from nlp_lstm.inference import TranslatesText, check_decoding
-from nlp_lstm.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.nn.decoding import Hypothesis, beam_search, greedy
 from nlp_lstm.nn.masking import lengths_to_mask
+from nlp_lstm.training.module import OptimizerFactory, SchedulerFactory, TaskModule
 from nlp_lstm.translation.net import Seq2Seq, Seq2SeqState
 
 NORMALIZATIONS = ("tokens", "sentences")

@@ -1,5 +1,5 @@
 """Translation on an ONNX export: ``translate`` and ``predict`` as
-``Seq2SeqTranslator``'s, greedy or beam search (``nlp_lstm.runtime.decoding``).
+``Seq2SeqTranslator``'s, greedy or beam search (``nlp_lstm.deploy.runtime.decoding``).
 
 Legend: B batch, S source length, L decoder layers, H hidden, V target vocabulary.
 """
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from nlp_lstm.data.tokenizer import Tokenizer
+from nlp_lstm.deploy.runtime.decoding import Hypothesis, beam_search, greedy
+from nlp_lstm.deploy.runtime.graphs import ExportedModel, ExportedTask, pad
 from nlp_lstm.inference import (
     TranslatesText,
     check_decoding,
     max_target_length,
 )
-from nlp_lstm.runtime.decoding import Hypothesis, beam_search, greedy
-from nlp_lstm.runtime.graphs import ExportedModel, ExportedTask, pad
 
 State = dict[str, np.ndarray]
 #: The batch axis of each state tensor: h, c are (L, B, H); the rest batch-first.

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
-from nlp_lstm.task import Task
+from nlp_lstm.core.task import Task
 from nlp_lstm.translation import endpoint, export
 from nlp_lstm.translation.data import TranslationDataModule
 from nlp_lstm.translation.module import Seq2SeqTranslator
