@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -52,11 +53,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                                       *args.overrides])
         model = load_model(args.ckpt, task="translation")
         datamodule = get_task("translation").prepare_eval(cfg, model)
-        datamodule.batch_size, datamodule.max_tokens = args.batch_size, None
+        datamodule.options = replace(datamodule.options, batch_size=args.batch_size,
+                                     max_tokens=None)
         batches = list(datamodule.dataloader(cfg.split))
         references = [tgt for _, tgt in datamodule._examples(cfg.split)]
         n = len(references)
-        datamodule.batch_size = 1
+        datamodule.options = replace(datamodule.options, batch_size=1)
         singles = list(datamodule.dataloader(cfg.split))[: args.single_limit]
         _decode(model, batches[:1], args.beam_size)  # warm-up
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import torch
 
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.drivers.registry import load_model
 from nlp_lstm.generation import GenerationDataModule, SyntheticText
 
@@ -28,7 +29,7 @@ FIELDS = ("name", "color", "item", "place")
 def breakdown(ckpt: str, split: str, num_documents: int) -> dict[str, float]:
     model = load_model(ckpt, task="generation")
     source = SyntheticText(num_documents)
-    dm = GenerationDataModule(source, cache_dir=None, batch_size=1,
+    dm = GenerationDataModule(source, cache_dir=None, loader=LoaderOptions(batch_size=1),
                               trained_tokenizer=model.tokenizer.to_json())
     dm.setup()
     ids = dm.stream(split)  # (N,)

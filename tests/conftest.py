@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Small enough to train in seconds, large enough that the model must learn something.
 TINY = [
     "data.source.num_examples=600",
-    "data.batch_size=32",
+    "data.loader.batch_size=32",
     "model.embedding_dim=32",
     "model.encoder.hidden_size=32",
     "model.scheduler.warmup_steps=5",

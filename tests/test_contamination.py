@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.training.contamination import Contamination, check, ngrams, words
 
 COPIED = "the acting is wooden and the plot never once makes any sense at all"
@@ -137,7 +138,8 @@ def test_callback_checks_the_training_text_on_fit_start(tmp_path, capsys):
     from nlp_lstm.generation import GenerationDataModule, LanguageModel, SyntheticText
     from nlp_lstm.training.contamination_callback import ContaminationCheck
 
-    dm = GenerationDataModule(SyntheticText(40), batch_size=2, seq_len=16, cache_dir=None,
+    dm = GenerationDataModule(SyntheticText(40),
+                              loader=LoaderOptions(batch_size=2), seq_len=16, cache_dir=None,
                               root=str(tmp_path / "data"))
     dm.setup()
     story = dm._examples("train")[0]

@@ -18,6 +18,7 @@ import torch
 from nlp_lstm.data import DataModule, Tokenizer, TokenizerTrainer
 from nlp_lstm.data.base import ToFit
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.tokenizer import SPECIALS
 from nlp_lstm.evaluation.stats import _print
 from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
@@ -159,7 +160,8 @@ def test_length_guard_truncates_and_counts():
 
 
 def test_datamodule_trains_tokenizer_on_train_split_only():
-    dm = SentimentDataModule(SyntheticSentiment(200, seed=0), batch_size=8, max_length=6)
+    dm = SentimentDataModule(SyntheticSentiment(200, seed=0),
+                             loader=LoaderOptions(batch_size=8, max_length=6))
     dm.setup("fit")
     train_words = {w for text, _ in dm.source.load("train")[0] for w in dm.tokenizer.tokenize(text)}
     vocab = set(dm.tokenizer.backend.get_vocab()) - set(SPECIALS)
@@ -311,7 +313,7 @@ class WaveData(DataModule):
 
 
 def test_data_module_fits_caches_and_exports_any_fitted_state(tmp_path: Path):
-    dm = WaveData(Waves(), cache_dir=str(tmp_path), batch_size=4, max_tokens=None)
+    dm = WaveData(Waves(), cache_dir=str(tmp_path), loader=LoaderOptions(batch_size=4))
     assert list(dm.fitted_to_build()) == ["scaler"]
     dm.prepare_data()  # rank 0: fits and caches
     [cached] = (tmp_path / "fitted").iterdir()
@@ -321,7 +323,8 @@ def test_data_module_fits_caches_and_exports_any_fitted_state(tmp_path: Path):
     assert abs(sum(dm.scaler.mean) - 2.0) < 0.5
 
     # every other rank loads the cache and never reads the training split
-    rank = WaveData(Waves(forbid_train=True), cache_dir=str(tmp_path), batch_size=4)
+    rank = WaveData(Waves(forbid_train=True), cache_dir=str(tmp_path),
+                    loader=LoaderOptions(batch_size=4))
     rank.setup("fit")
     assert rank.fitted_state() == {"scaler": cached.read_text()} == dm.fitted_state()
 
@@ -334,7 +337,7 @@ def test_data_module_fits_caches_and_exports_any_fitted_state(tmp_path: Path):
 
 
 def test_data_module_without_cache_fits_in_setup():
-    dm = WaveData(Waves(), batch_size=4)
+    dm = WaveData(Waves(), loader=LoaderOptions(batch_size=4))
     assert dm.fitted_cache("scaler-v1") is None
     dm.prepare_data()
     assert dm.scaler is None  # nothing cached, nothing kept
@@ -347,7 +350,7 @@ def test_base_data_module_carries_no_state():
 
 
 def test_text_data_module_reports_its_tokenizer():
-    dm = SentimentDataModule(SyntheticSentiment(100, seed=0), batch_size=8)
+    dm = SentimentDataModule(SyntheticSentiment(100, seed=0), loader=LoaderOptions(batch_size=8))
     assert dm.fitted_names() == ("tokenizer",) and list(dm.fitted_to_build()) == ["tokenizer"]
     state = dm.fitted_state()
     assert state == {"tokenizer": dm.tokenizer.to_json()} and dm.fitted_to_build() == {}
@@ -356,7 +359,7 @@ def test_text_data_module_reports_its_tokenizer():
 
 # -------------------------------------------------------------- statistics
 def test_stats_print_without_a_vocabulary(capsys):
-    dm = WaveData(Waves(), batch_size=4)
+    dm = WaveData(Waves(), loader=LoaderOptions(batch_size=4))
     stats = {"data": "waves", **dm.statistics()}
     _print(stats)
     *table, last = capsys.readouterr().out.strip().splitlines()

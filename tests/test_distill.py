@@ -15,6 +15,7 @@ from conftest import TINY, compose_train
 from omegaconf import OmegaConf
 
 from nlp_lstm.data import Tokenizer
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.drivers.registry import load_model
 from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment import Augmentation, DistilledClassifier, TransferSetDataModule
@@ -118,9 +119,10 @@ def test_augmentation_is_deterministic_new_and_bounded():
 
 def test_transfer_set_appends_unlabeled_variants():
     dm = TransferSetDataModule(source=SyntheticSentiment(200, seed=0),
-                               augment=Augmentation(copies=2), batch_size=16)
+                               augment=Augmentation(copies=2), loader=LoaderOptions(batch_size=16))
     dm.setup("fit")
-    plain = TransferSetDataModule(source=SyntheticSentiment(200, seed=0), batch_size=16)
+    plain = TransferSetDataModule(source=SyntheticSentiment(200, seed=0),
+                                  loader=LoaderOptions(batch_size=16))
     plain.setup("fit")
     labeled = plain.dataset("train")
     data = dm.dataset("train")
@@ -243,9 +245,9 @@ def test_distill_and_labels_only_experiments_share_data_student_and_budget(tmp_p
     labels = compose_train(tmp_path, ["experiment=sst2_student"])
     assert distill.model.alpha < 1 and labels.model.alpha == 1.0
     assert labels.model.teacher_ckpt is None and labels.data.augment is None
-    for key in ("trainer", "data.source", "data.tokenizer", "data.batch_size", "model.encoder",
-                "model.embedding_dim", "model.optimizer", "model.scheduler", "model.pooling",
-                "model.dropout"):
+    for key in ("trainer", "data.source", "data.tokenizer", "data.loader.batch_size",
+                "model.encoder", "model.embedding_dim", "model.optimizer", "model.scheduler",
+                "model.pooling", "model.dropout"):
         assert OmegaConf.select(distill, key) == OmegaConf.select(labels, key), key
     assert distill.trainer.max_steps > 0 and distill.trainer.max_epochs == -1
 

@@ -50,11 +50,11 @@ QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
 # Trained enough (10 s) that its next-token distributions are not flat: a model at chance has
 # near-ties that float rounding decides either way, in PyTorch as in onnxruntime.
-TRANSLATION = ["task=translation", "data.source.num_examples=1500", "data.batch_size=32",
+TRANSLATION = ["task=translation", "data.source.num_examples=1500", "data.loader.batch_size=32",
                "model.embedding_dim=32", "model.hidden_size=64", "model.encoder.hidden_size=32",
                "model.encoder.num_layers=1", "model.decoder_layers=1", "model.dropout=0.1",
                "model.optimizer.lr=0.01", "trainer.max_epochs=4", "beam_size=5", *QUIET]
-GENERATION = ["task=generation", "data.source.num_documents=120", "data.batch_size=8",
+GENERATION = ["task=generation", "data.source.num_documents=120", "data.loader.batch_size=8",
               "data.seq_len=32", "model.embedding_dim=16", "model.encoder.hidden_size=24",
               "model.attention_window=16", "model.scheduler.warmup_steps=2",
               "trainer.max_epochs=1", *QUIET]

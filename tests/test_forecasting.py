@@ -13,6 +13,7 @@ from conftest import compose_train
 
 from nlp_lstm.commands.predict import main as predict_main
 from nlp_lstm.core.cli import compose_config
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.drivers.evaluate import evaluate
 from nlp_lstm.drivers.registry import load_model
 from nlp_lstm.drivers.train import train
@@ -35,8 +36,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def datamodule(**overrides: object) -> ForecastDataModule:
-    settings = {"input_length": 48, "horizon": 12, "batch_size": 16} | overrides
-    dm = ForecastDataModule(SyntheticSeries(rows=1200), **settings)
+    settings = {"input_length": 48, "horizon": 12} | overrides
+    dm = ForecastDataModule(SyntheticSeries(rows=1200), loader=LoaderOptions(batch_size=16),
+                            **settings)
     dm.setup()
     return dm
 

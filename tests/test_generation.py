@@ -20,6 +20,7 @@ from conftest import ROOT, compose_train
 from nlp_lstm.commands.generate import main as generate_main
 from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data import Tokenizer
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.drivers.evaluate import evaluate
 from nlp_lstm.drivers.train import train
 from nlp_lstm.generation import GenerationDataModule, LanguageModel, SyntheticText
@@ -29,7 +30,7 @@ from nlp_lstm.generation.module import TextStream
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
-TINY = ["task=generation", "data.source.num_documents=120", "data.batch_size=8",
+TINY = ["task=generation", "data.source.num_documents=120", "data.loader.batch_size=8",
         "data.seq_len=32", "model.embedding_dim=16", "model.encoder.hidden_size=24",
         "model.attention_window=16", "model.scheduler.warmup_steps=2", "trainer.max_epochs=1",
         *QUIET]
@@ -124,7 +125,8 @@ def test_bits_per_character_is_total_nats_over_characters(kind, mode, one_thread
     from nlp_lstm.data import TokenizerTrainer
 
     dm = GenerationDataModule(SyntheticText(60), TokenizerTrainer(kind, False, 1, 300),
-                              mode=mode, batch_size=4, seq_len=16, cache_dir=None)
+                              mode=mode,
+                              loader=LoaderOptions(batch_size=4), seq_len=16, cache_dir=None)
     dm.setup()
     torch.manual_seed(0)
     model = LanguageModel(dm.tokenizer.to_json(), dm.separator, embedding_dim=8,
@@ -154,7 +156,8 @@ def test_bits_per_character_is_total_nats_over_characters(kind, mode, one_thread
 
 
 def test_probe_marks_the_closing_names_colors_items_and_places():
-    dm = GenerationDataModule(SyntheticText(50), batch_size=2, seq_len=64, cache_dir=None)
+    dm = GenerationDataModule(SyntheticText(50),
+                              loader=LoaderOptions(batch_size=2), seq_len=64, cache_dir=None)
     dm.setup()
     stories = generate_stories(50)
     val_texts = dm._examples("val")
@@ -170,7 +173,8 @@ def test_probe_marks_the_closing_names_colors_items_and_places():
     # Word and BPE tokenizers have no one-token-per-character alignment: no probe.
     from nlp_lstm.data import TokenizerTrainer
 
-    words = GenerationDataModule(SyntheticText(50), TokenizerTrainer("word"), batch_size=2,
+    words = GenerationDataModule(SyntheticText(50), TokenizerTrainer("word"),
+                                 loader=LoaderOptions(batch_size=2),
                                  cache_dir=None)
     words.setup()
     assert words.probe_masks("val") is None
@@ -178,7 +182,8 @@ def test_probe_marks_the_closing_names_colors_items_and_places():
 
 
 def test_probe_metric_is_the_accuracy_on_marked_tokens(one_thread):
-    dm = GenerationDataModule(SyntheticText(60), batch_size=4, seq_len=32, cache_dir=None)
+    dm = GenerationDataModule(SyntheticText(60),
+                              loader=LoaderOptions(batch_size=4), seq_len=32, cache_dir=None)
     dm.setup()
     torch.manual_seed(0)
     model = LanguageModel(dm.tokenizer.to_json(), dm.separator, embedding_dim=8,
@@ -328,7 +333,7 @@ def test_eval_command_prints_loss_ppl_bpc_json(generation_ckpt, generation_run, 
                                                capsys):
     cfg = compose_config("eval", ["task=generation", f"ckpt_path={generation_ckpt}",
                                   "split=val", f"output={tmp_path}/m.json",
-                                  "data.source.num_documents=120", "data.batch_size=8",
+                                  "data.source.num_documents=120", "data.loader.batch_size=8",
                                   "data.seq_len=32", "accelerator=cpu"])
     metrics = evaluate(cfg)
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -15,6 +15,7 @@ import torch
 
 from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.tokenizer import SPECIALS
 from nlp_lstm.generation import GenerationDataModule, SyntheticText
 from nlp_lstm.generation.corpus import COLORS, COUNTS, ITEMS, Story, generate_stories
@@ -134,8 +135,10 @@ def test_long_range_tokens_defeat_a_10_character_ngram():
 
 
 # ------------------------------------------------------------- streams
-def _module(**kwargs) -> GenerationDataModule:
-    return GenerationDataModule(SyntheticText(num_documents=60, seed=0), **kwargs)
+def _module(mode: str = "stream", seq_len: int = 128, **loader) -> GenerationDataModule:
+    """The data module of the embedded corpus; ``loader``: LoaderOptions' fields."""
+    return GenerationDataModule(SyntheticText(num_documents=60, seed=0), mode=mode,
+                                seq_len=seq_len, loader=LoaderOptions(**loader))
 
 
 def test_stream_batches_are_contiguous_and_shifted():
@@ -222,7 +225,8 @@ def test_tokenizer_learns_from_the_train_split_only(tmp_path):
     (tmp_path / "train.txt").write_text("abab\nba\n", encoding="utf-8")
     (tmp_path / "val.txt").write_text("abz\n", encoding="utf-8")
     source = TextFiles(str(tmp_path / "train.txt"), val=str(tmp_path / "val.txt"))
-    dm = GenerationDataModule(source, batch_size=1, seq_len=2, root=str(tmp_path),
+    dm = GenerationDataModule(source,
+                              loader=LoaderOptions(batch_size=1), seq_len=2, root=str(tmp_path),
                                  cache_dir=str(tmp_path / "cache"))
     dm.prepare_data()
     dm.setup("fit")
@@ -239,7 +243,8 @@ def test_text_files_hold_out_val_fraction(tmp_path):
     assert source.splits == ("train", "val")
     train, val = ("\n".join(source.load(s, tmp_path)[0]) for s in source.splits)
     assert (train, val) == (text[:135], text[135:])  # the last 15 characters validate
-    dm = GenerationDataModule(source, batch_size=2, seq_len=4, root=str(tmp_path))
+    dm = GenerationDataModule(source,
+                              loader=LoaderOptions(batch_size=2), seq_len=4, root=str(tmp_path))
     dm.setup("fit")
     stats = dm.statistics()["splits"]
     assert (stats["train"]["characters"], stats["val"]["characters"]) == (135, 15)
@@ -277,7 +282,7 @@ def test_real_tinyshakespeare_through_the_data_module(tmp_path):
     dm = GenerationDataModule(
         TinyShakespeare(download=False), TokenizerTrainer(kind="char", lowercase=False,
                                                           vocab_size=None),
-        root=REAL, cache_dir=str(tmp_path), batch_size=64, seq_len=128)
+        root=REAL, cache_dir=str(tmp_path), loader=LoaderOptions(batch_size=64), seq_len=128)
     dm.prepare_data()
     dm.setup("fit")
     stats = dm.statistics()

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data.errors import DataError
 from nlp_lstm.data.guard import LengthGuard
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.sentiment import IMDB, SentimentDataModule
 
 
@@ -134,12 +135,14 @@ def test_guard_refuses_an_unknown_policy():
 
 def test_datamodule_refuses_an_unknown_truncation(root: Path):
     with pytest.raises(ValueError, match="'tail'"):
-        SentimentDataModule(IMDB(val_size=10), root=str(root), truncation="tail")
+        SentimentDataModule(IMDB(val_size=10), root=str(root),
+                            loader=LoaderOptions(truncation="tail"))
 
 
 def test_datamodule_builds_head_tail_batches(root: Path):
-    dm = SentimentDataModule(IMDB(val_size=10), root=str(root), batch_size=4, max_length=4,
-                             truncation="head_tail")
+    dm = SentimentDataModule(IMDB(val_size=10), root=str(root),
+                             loader=LoaderOptions(batch_size=4, max_length=4,
+                                                  truncation="head_tail"))
     dm.prepare_data()
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -157,8 +160,8 @@ def test_config_composes_for_train_and_eval(tmp_path: Path):
     cfg = compose_config("train", ["task=sentiment", "data=imdb", *common])
     dm = instantiate(cfg.data)
     assert isinstance(dm.source, IMDB) and dm.source.val_size == 2500
-    assert (dm.max_length, dm.truncation, dm.guard.head, dm.guard.tail) == (400, "head_tail",
-                                                                             100, 300)
+    assert (dm.options.max_length, dm.options.truncation) == (400, "head_tail")
+    assert (dm.guard.head, dm.guard.tail) == (100, 300)
     cfg = compose_config("eval", ["task=sentiment", "data=imdb", "split=test", "ckpt_path=x",
                                   "data.source.test=t.tsv.gz", *common])
     assert cfg.split == "test" and instantiate(cfg.data).source.splits[-1] == "test"

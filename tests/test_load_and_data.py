@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY, compose_train
 
 import nlp_lstm
@@ -88,6 +89,22 @@ def test_eval_without_data_scores_the_checkpoint_on_its_own_data(tsv_run, tmp_pa
                     tmp_path / "swapped.json")
     assert swapped["examples"] == 200
 
+
+
+def test_eval_reads_a_checkpoint_whose_data_config_is_flat(tsv_run, tmp_path, one_thread):
+    """0.3.0's first builds recorded the loader options at the top of the data node
+    (``batch_size``, not ``loader.batch_size``); eval nests them."""
+    checkpoint, _, _ = tsv_run
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = state["nlp_lstm"]["data"]["config"]
+    loader = config.pop("loader")
+    del loader["_target_"]
+    config.update(loader)  # as 0.3.0's first builds wrote it
+    assert "batch_size" in config and "loader" not in config
+    flat = tmp_path / "flat.ckpt"
+    torch.save(state, flat)
+    scored = _eval([f"ckpt_path={flat}", "split=val"], tmp_path / "flat.json")
+    assert scored["examples"] == 40
 
 def test_eval_names_the_checkpoints_data_when_it_is_missing(tsv_run, tmp_path, capsys):
     checkpoint, _, val_file = tsv_run

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from nlp_lstm.training.multinode import RUN_DIR, launched_overrides
 
-SMALL = ["data.source.num_examples=300", "data.batch_size=32", "model.embedding_dim=16",
+SMALL = ["data.source.num_examples=300", "data.loader.batch_size=32", "model.embedding_dim=16",
          "model.encoder.hidden_size=16", "trainer.max_epochs=1", "debug=limit",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
          "callbacks.throughput.warmup_steps=1"]

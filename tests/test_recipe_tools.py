@@ -89,7 +89,7 @@ def _seeds(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_seeds_command_prints_each_seed_and_mean_and_std(tmp_path):
-    tiny = ["--", "data.source.num_examples=200", "data.batch_size=32",
+    tiny = ["--", "data.source.num_examples=200", "data.loader.batch_size=32",
             "model.embedding_dim=16", "model.encoder.hidden_size=16", "trainer.max_steps=8",
             "trainer.max_epochs=-1", *QUIET]
     proc = _seeds("--seeds", "1", "2", "--out", str(tmp_path), *tiny)
@@ -143,7 +143,8 @@ def test_control_experiment_has_the_peers_settings(tmp_path):
         "brnn", "LSTM", "general", 1, "adam", "none", "sents")
     ours = {"word_vec_size": m.embedding_dim, "hidden_size": m.hidden_size,
             "layers": m.decoder_layers, "dropout": [m.dropout], "learning_rate": m.optimizer.lr,
-            "batch_size": cfg.data.batch_size, "max_grad_norm": cfg.trainer.gradient_clip_val,
+            "batch_size": cfg.data.loader.batch_size,
+            "max_grad_norm": cfg.trainer.gradient_clip_val,
             "label_smoothing": m.label_smoothing, "param_init": m.param_init,
             "train_steps": cfg.trainer.max_steps}
     assert ours == {k: peer[k] for k in ours}

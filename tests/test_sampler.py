@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.readers import read_sst2
 from nlp_lstm.data.sampler import BucketBatchSampler, StreamBatcher, padding_waste
 
@@ -290,7 +291,7 @@ def test_trainer_reshuffles_every_epoch(tmp_path: Path) -> None:
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
-    dm = SentimentDataModule(SyntheticSentiment(200), batch_size=16, seed=3)
+    dm = SentimentDataModule(SyntheticSentiment(200), loader=LoaderOptions(batch_size=16, seed=3))
     trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0, default_root_dir=tmp_path)

@@ -22,7 +22,7 @@ from nlp_lstm.sentiment.distill import needs_teacher
 from nlp_lstm.training.callbacks import DivergenceError
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-SMALL = ["data.source.num_examples=300", "data.batch_size=32", "model.embedding_dim=16",
+SMALL = ["data.source.num_examples=300", "data.loader.batch_size=32", "model.embedding_dim=16",
          "model.encoder.hidden_size=16", "trainer.max_epochs=1", *QUIET]
 
 
@@ -68,7 +68,8 @@ def test_ddp_validation_equals_single_process(checkpoint, tmp_path):
         from nlp_lstm.drivers.registry import load_model
         model = load_model({str(checkpoint)!r}, task="sentiment")
         cfg = compose_train({str(tmp_path)!r}, TINY)
-        dm = instantiate(cfg.data, trained_tokenizer=model.tokenizer.to_json(), batch_size=7)
+        dm = instantiate(cfg.data, trained_tokenizer=model.tokenizer.to_json(),
+                         loader={{"batch_size": 7}})
         devices = int(sys.argv[1])
         trainer = pl.Trainer(accelerator="cpu", devices=devices,
                              strategy="ddp" if devices > 1 else "auto", logger=False,

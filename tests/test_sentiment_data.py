@@ -15,6 +15,7 @@ from conftest import HTTPFiles
 from nlp_lstm.core.cli import compose_config
 from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.evaluation.stats import data_stats
 from nlp_lstm.sentiment import SentimentDataModule
 from nlp_lstm.sentiment.data import SST2, LabeledTSV
@@ -36,7 +37,8 @@ def test_sst2_downloads_missing_files_into_the_root(server: HTTPFiles, tmp_path:
     server.files["/SST-2.zip"] = _glue_zip()
     mirror = {f"sst2/{name}": {"url": server.url("/SST-2.zip"), "member": f"SST-2/{name}"}
               for name in ("train.tsv", "dev.tsv")}
-    dm = SentimentDataModule(SST2(urls=mirror), root=str(tmp_path), batch_size=2)
+    dm = SentimentDataModule(SST2(urls=mirror), root=str(tmp_path),
+                             loader=LoaderOptions(batch_size=2))
     dm.prepare_data()
     dm.setup()
     assert (tmp_path / "sst2" / "train.tsv").read_text() == TRAIN
@@ -68,7 +70,7 @@ def _tsv(path: Path, text: str) -> str:
 def test_user_tsv_any_label_names_and_header(tmp_path: Path):
     train = _tsv(tmp_path / "train.tsv", "text\tlabel\ngreat\tpos\nawful\tneg\nfine\tneutral\n")
     val = _tsv(tmp_path / "val.tsv", "so great\tpos\n")  # no header here
-    dm = SentimentDataModule(LabeledTSV(train, val), batch_size=4)
+    dm = SentimentDataModule(LabeledTSV(train, val), loader=LoaderOptions(batch_size=4))
     dm.setup()
     assert dm.labels == ("neg", "neutral", "pos")
     assert dm.dataset("val")[0][1] == 2
@@ -78,8 +80,8 @@ def test_user_tsv_any_label_names_and_header(tmp_path: Path):
 def test_user_tsv_malformed_line_raises_or_is_skipped_and_counted(tmp_path: Path):
     train = _tsv(tmp_path / "train.tsv", "good\t1\nno tab here\nbad\t0\n")
     with pytest.raises(DataError, match=r"train.tsv, line 2"):
-        SentimentDataModule(LabeledTSV(train), batch_size=2).setup()
-    dm = SentimentDataModule(LabeledTSV(train), batch_size=2, on_error="skip")
+        SentimentDataModule(LabeledTSV(train), loader=LoaderOptions(batch_size=2)).setup()
+    dm = SentimentDataModule(LabeledTSV(train), loader=LoaderOptions(batch_size=2, on_error="skip"))
     dm.setup()
     assert len(dm.dataset("train")) == 2 and dm.skipped["train"] == 1
     assert dm.statistics()["splits"]["train"]["skipped"] == 1
@@ -88,7 +90,7 @@ def test_user_tsv_malformed_line_raises_or_is_skipped_and_counted(tmp_path: Path
 def test_user_tsv_unknown_label_in_val(tmp_path: Path):
     train = _tsv(tmp_path / "train.tsv", "good\tpos\nbad\tneg\n")
     val = _tsv(tmp_path / "val.tsv", "meh\tmixed\n")
-    dm = SentimentDataModule(LabeledTSV(train, val), batch_size=2)
+    dm = SentimentDataModule(LabeledTSV(train, val), loader=LoaderOptions(batch_size=2))
     dm.setup()
     with pytest.raises(DataError, match="'mixed' is not one of"):
         dm.dataset("val")
@@ -98,7 +100,7 @@ def test_tokenizer_is_cached_once_and_reused(tmp_path: Path):
     def make() -> SentimentDataModule:
         return SentimentDataModule(LabeledTSV(_tsv(tmp_path / "t.tsv", "a b\tx\nc\ty\n")),
                                    tokenizer=TokenizerTrainer("word"), cache_dir=str(tmp_path),
-                                   batch_size=2)
+                                   loader=LoaderOptions(batch_size=2))
 
     first = make()
     first.prepare_data()

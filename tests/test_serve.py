@@ -26,11 +26,11 @@ from nlp_lstm.drivers.train import train
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
 # The tiny models of tests/test_translation.py and tests/test_generation.py.
-TRANSLATION = ["task=translation", "data.source.num_examples=300", "data.batch_size=32",
+TRANSLATION = ["task=translation", "data.source.num_examples=300", "data.loader.batch_size=32",
                "model.embedding_dim=16", "model.hidden_size=32", "model.encoder.hidden_size=16",
                "model.encoder.num_layers=1", "model.decoder_layers=1", "trainer.max_epochs=1",
                "beam_size=2", *QUIET]
-GENERATION = ["task=generation", "data.source.num_documents=120", "data.batch_size=8",
+GENERATION = ["task=generation", "data.source.num_documents=120", "data.loader.batch_size=8",
               "data.seq_len=32", "model.embedding_dim=16", "model.encoder.hidden_size=24",
               "model.attention_window=16", "model.scheduler.warmup_steps=2",
               "trainer.max_epochs=1", *QUIET]

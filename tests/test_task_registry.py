@@ -360,12 +360,14 @@ SINE = Task(
 DATA = {"_target_": f"{__name__}.FirstWordData",
         "source": {"_target_": f"{__name__}.FirstWordSource", "num_examples": 300},
         "tokenizer": {"_target_": "nlp_lstm.data.TokenizerTrainer", "kind": "word"},
-        "batch_size": 32, "max_length": 64, "seed": 0}
+        "loader": {"_target_": "nlp_lstm.data.LoaderOptions", "batch_size": 32, "max_length": 64,
+                   "seed": 0}}
 MODEL = {"_target_": f"{__name__}.FirstWordModule",
          "encoder": {"hidden_size": 16, "bidirectional": True},
          "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.03}}
 SINE_DATA = {"_target_": f"{__name__}.SineData", "source": {"_target_": f"{__name__}.SineSource"},
-             "batch_size": 16, "max_length": 32, "seed": 0}
+             "loader": {"_target_": "nlp_lstm.data.LoaderOptions", "batch_size": 16,
+                        "max_length": 32, "seed": 0}}
 SINE_MODEL = {"_target_": f"{__name__}.SineModule", "encoder": {"hidden_size": 24},
               "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.01}}
 QUIET = ["trainer.max_epochs=4", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",

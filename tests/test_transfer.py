@@ -14,6 +14,7 @@ import torch
 from conftest import compose_train
 
 from nlp_lstm.core.cli import bad_input_exits
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.drivers.registry import load_model
 from nlp_lstm.drivers.train import train
 from nlp_lstm.sentiment import SentimentClassifier
@@ -22,13 +23,15 @@ from nlp_lstm.training.transfer import InitFrom, init_from, read_sources
 
 E, H = 16, 16
 LM = ["task=generation", "data=text", "data.tokenizer.kind=word", "data.tokenizer.lowercase=true",
-      "data.tokenizer.normalize=review", "data.tokenizer.vocab_size=null", "data.batch_size=4",
-      "data.seq_len=16", f"model.embedding_dim={E}", f"model.encoder.hidden_size={H}",
+      "data.tokenizer.normalize=review", "data.tokenizer.vocab_size=null",
+      "data.loader.batch_size=4", "data.seq_len=16", f"model.embedding_dim={E}",
+      f"model.encoder.hidden_size={H}",
       "model.encoder.num_layers=1", "model.attention=none", "model.tie_embeddings=false",
       "model.adaptive_cutoffs=[20]", "trainer.max_steps=3", "trainer.val_check_interval=3",
       "trainer.limit_val_batches=2",
       "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "test=false"]
-CLS = ["data.source.num_examples=200", "data.batch_size=16", "data.tokenizer.normalize=review",
+CLS = ["data.source.num_examples=200", "data.loader.batch_size=16",
+       "data.tokenizer.normalize=review",
        f"model.embedding_dim={E}", f"model.encoder.hidden_size={H}", "model.encoder.num_layers=1",
        "trainer.max_steps=1", "trainer.val_check_interval=1", "trainer.limit_val_batches=1",
        "trainer.accelerator=cpu",
@@ -235,8 +238,9 @@ def test_a_fixed_training_subset_is_the_same_for_every_seed(tmp_path):
     from nlp_lstm.sentiment import SentimentDataModule
     from nlp_lstm.sentiment.corpus import SyntheticSentiment
 
-    subsets = [SentimentDataModule(SyntheticSentiment(300), train_examples=50, seed=seed)
+    subsets = [SentimentDataModule(SyntheticSentiment(300),
+                                   loader=LoaderOptions(train_examples=50, seed=seed))
                ._examples("train") for seed in (1, 2)]
     assert len(subsets[0]) == 50 and subsets[0] == subsets[1]
     with pytest.raises(ValueError, match="train_examples"):
-        SentimentDataModule(SyntheticSentiment(300), train_examples=0)
+        SentimentDataModule(SyntheticSentiment(300), loader=LoaderOptions(train_examples=0))

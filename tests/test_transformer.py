@@ -367,9 +367,9 @@ def test_stream_batches_of_a_transformer_carry_nothing():
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false", "debug=fdr"]
 TINY = {
-    "sentiment": ["data.source.num_examples=200", "data.batch_size=16",
+    "sentiment": ["data.source.num_examples=200", "data.loader.batch_size=16",
                   "model.embedding_dim=16", "model.encoder.hidden_size=16"],
-    "generation": ["task=generation", "data.source.num_documents=40", "data.batch_size=4",
+    "generation": ["task=generation", "data.source.num_documents=40", "data.loader.batch_size=4",
                    "data.seq_len=32", "model.embedding_dim=16", "model.encoder.hidden_size=16"],
 }
 
@@ -385,7 +385,7 @@ def test_encoder_transformer_composes_and_runs_the_fast_debug_run(task, tmp_path
     model = instantiate(cfg.model, tokenizer=tokenizer.to_json(), **extra, _convert_="all")
     encoder = model.net.encoder if task == "sentiment" else model.net.transformer
     assert isinstance(encoder, TransformerEncoder) and encoder.causal == (task == "generation")
-    assert encoder.max_length == (32 if task == "generation" else cfg.data.max_length)
+    assert encoder.max_length == (32 if task == "generation" else cfg.data.loader.max_length)
     assert train(cfg) is None
     assert "kind: transformer" in (tmp_path / "config.yaml").read_text()
 

@@ -23,7 +23,7 @@ from nlp_lstm.translation.module import corpus_scores
 
 QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
          "trainer.enable_model_summary=false"]
-TINY = ["task=translation", "data.source.num_examples=300", "data.batch_size=32",
+TINY = ["task=translation", "data.source.num_examples=300", "data.loader.batch_size=32",
         "model.embedding_dim=16", "model.hidden_size=32", "model.encoder.hidden_size=16",
         "model.encoder.num_layers=1", "model.decoder_layers=1", "trainer.max_epochs=1",
         "beam_size=2", *QUIET]

@@ -13,6 +13,7 @@ import torch
 
 from nlp_lstm.data import TokenizerTrainer
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.tokenizer import SPECIALS
 from nlp_lstm.translation import SyntheticTranslation, TranslationDataModule
 from nlp_lstm.translation.corpus import (
@@ -115,7 +116,8 @@ def test_corpus_needs_agreement():
 
 # ------------------------------------------------------------------------- data module
 def test_batches_frame_the_target_and_pad_with_zero():
-    dm = TranslationDataModule(SyntheticTranslation(200, seed=0), WORD, batch_size=8)
+    dm = TranslationDataModule(SyntheticTranslation(200, seed=0), WORD,
+                               loader=LoaderOptions(batch_size=8))
     batch = next(iter(dm.train_dataloader()))
     B, S = batch["src"].shape
     T = batch["tgt_in"].shape[1]
@@ -138,8 +140,8 @@ def test_batches_frame_the_target_and_pad_with_zero():
 
 
 def test_length_guard_cuts_both_sides_and_counts():
-    dm = TranslationDataModule(SyntheticTranslation(200, seed=0), WORD, batch_size=8,
-                               max_length=6)
+    dm = TranslationDataModule(SyntheticTranslation(200, seed=0), WORD,
+                               loader=LoaderOptions(batch_size=8, max_length=6))
     for batch in dm.train_dataloader():
         assert batch["src"].shape[1] <= 6 and batch["tgt_in"].shape[1] <= 6
     assert dm.guard.truncated > 0 and dm.target_guard.truncated > 0
@@ -175,7 +177,8 @@ def _spaced(text: str) -> list[str]:
 
 
 def test_statistics_count_both_sides():
-    dm = TranslationDataModule(SyntheticTranslation(100, seed=0), WORD, batch_size=4)
+    dm = TranslationDataModule(SyntheticTranslation(100, seed=0), WORD,
+                               loader=LoaderOptions(batch_size=4))
     dm.setup()
     stats = dm.statistics()
     val = dm.source.load("val")[0]
@@ -203,7 +206,7 @@ def files(tmp_path: Path) -> dict[str, list[str]]:
 
 
 def test_tokenizers_learn_from_the_training_split_only(files):
-    dm = TranslationDataModule(ParallelFiles(**files), WORD, batch_size=2)
+    dm = TranslationDataModule(ParallelFiles(**files), WORD, loader=LoaderOptions(batch_size=2))
     dm.setup()
     vocab = set(dm.tokenizer.backend.get_vocab()) - set(SPECIALS)
     assert vocab == {"a", "red", "dog", "the", "cat", "ein", "roter", "Hund", "die", "Katze",
@@ -293,7 +296,7 @@ def test_multi30k_reads_any_split_on_disk(tmp_path):
     for split, n in (("train", 6), ("val", 2), ("test_2016_flickr", 3)):
         _multi30k(tmp_path, split, n)
     source = Multi30k(download=False)
-    dm = TranslationDataModule(source, WORD, root=str(tmp_path), batch_size=2)
+    dm = TranslationDataModule(source, WORD, root=str(tmp_path), loader=LoaderOptions(batch_size=2))
     assert dm.splits == ("train", "val") and (dm.src_lang, dm.tgt_lang) == ("de", "en")
     assert len(dm.dataset("val")) == 2
     assert len(dm.dataset("test_2016_flickr")) == 3  # not in splits, but on disk
@@ -314,8 +317,8 @@ def test_real_multi30k_through_the_data_module(tmp_path):
     dm = TranslationDataModule(Multi30k("de", "en", download=False),
                                TokenizerTrainer(kind="bpe", lowercase=False, min_freq=2,
                                                 vocab_size=8000),
-                               root=REAL, cache_dir=str(tmp_path), batch_size=None,
-                               max_tokens=4096)
+                               root=REAL, cache_dir=str(tmp_path),
+                               loader=LoaderOptions(batch_size=None, max_tokens=4096))
     dm.prepare_data()
     dm.setup()
     stats = dm.statistics()

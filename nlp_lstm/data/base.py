@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -27,11 +27,10 @@ from torch.utils.data import DataLoader, Sampler
 
 from nlp_lstm.data.batching import LengthGuard
 from nlp_lstm.data.errors import DataError
-from nlp_lstm.data.sampler import BucketBatchSampler, check_batch_limits
+from nlp_lstm.data.loader import LoaderOptions
+from nlp_lstm.data.sampler import BucketBatchSampler
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
 from nlp_lstm.fitted import Fitted, load_fitted, save_fitted
-
-ON_ERROR = ("raise", "skip")
 
 
 def default_data_root() -> Path:
@@ -95,58 +94,30 @@ class DataModule(pl.LightningDataModule):
         source: a ``Source``.
         root: the data root; None: ``$NLP_LSTM_DATA``, else ``~/.cache/nlp_lstm``.
         cache_dir: where fitted state is cached; None: no cache.
-        batch_size: the most examples in a batch (None: only ``max_tokens`` limits it).
-        max_tokens: the most padded positions (examples x longest) in a batch.
-        max_length: longer inputs are truncated, and counted.
-        on_error: ``raise`` on a malformed line of a user file, or ``skip`` it and count it.
-        num_workers: DataLoader workers.
-        seed: seeds the batch order, together with the epoch.
-        truncation: which tokens an input over ``max_length`` keeps (``LengthGuard``):
-            ``head`` the first ones; ``head_tail`` the first quarter and the last three
-            quarters of ``max_length`` (long reviews state their verdict at the end).
-        train_examples: train on a fixed random subset of this many training examples (drawn
-            with seed 0 whatever ``seed`` is, so runs of several seeds share it: learning
-            curves, few-label fine-tuning); None: all of them.
+        loader: how examples become batches (``LoaderOptions``: batch size and token budget,
+            length limit and truncation, malformed lines, workers, seed, a training subset);
+            a mapping of its fields also works; None: ``default_loader``.
     """
 
     task: str = ""
+
+    #: The options of a data module built without ``loader`` (a task may change the defaults).
+    default_loader = LoaderOptions()
 
     def __init__(
         self,
         source: Source,
         root: str | None = None,
         cache_dir: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 256,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
-        truncation: str = "head",
-        train_examples: int | None = None,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if train_examples is not None and (not isinstance(train_examples, int)
-                                           or train_examples < 1):
-            raise ValueError(f"train_examples must be a positive integer or None, got "
-                             f"{train_examples!r}")
-        self.train_examples = train_examples
-        # Checked here too, since the sampler is built long after the configuration.
-        check_batch_limits(batch_size, max_tokens, prefix="data.")
-        if max_length < 1:
-            raise ValueError(f"max_length must be positive, got {max_length}")
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.options = LoaderOptions.of(loader, self.default_loader)
         self.source = source
         self.root = Path(root).expanduser() if root else default_data_root()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.batch_size, self.max_tokens, self.max_length = batch_size, max_tokens, max_length
-        self.on_error = on_error
-        self.num_workers = num_workers
-        self.seed = seed
         self.skipped: dict[str, int] = {}
-        self.truncation = truncation
-        self.guard = LengthGuard(max_length, truncation)  # raises on an unknown policy
+        self.guard = LengthGuard(self.options.max_length, self.options.truncation)
         self._raw: dict[str, list[Any]] = {}
         self._encoded: dict[str, list[Any]] = {}
 
@@ -178,8 +149,8 @@ class DataModule(pl.LightningDataModule):
         if self.cache_dir is None:
             return None
         key = f"{type(self).__name__}-{self.source.fingerprint(self.root)}-{tag}{fingerprint}"
-        if self.train_examples is not None:  # fitted on the subset only
-            key += f"-subset{self.train_examples}"
+        if self.options.train_examples is not None:  # fitted on the subset only
+            key += f"-subset{self.options.train_examples}"
         return self.cache_dir / folder / f"{key}.json"
 
     def prepare_data(self) -> None:
@@ -207,13 +178,14 @@ class DataModule(pl.LightningDataModule):
         if split not in self.splits and not getattr(self.source, "any_split", False):
             raise ValueError(f"split {split!r} is not in this data; expected one of {self.splits}")
         if split not in self._raw:
-            examples, self.skipped[split] = self.source.load(split, self.root, self.on_error)
-            if split == "train" and self.train_examples is not None:
-                if self.train_examples > len(examples):
-                    raise ValueError(f"train_examples={self.train_examples} exceeds the "
+            examples, self.skipped[split] = self.source.load(split, self.root,
+                                                             self.options.on_error)
+            subset = self.options.train_examples
+            if split == "train" and subset is not None:
+                if subset > len(examples):
+                    raise ValueError(f"data.loader.train_examples={subset} exceeds the "
                                      f"{len(examples)} training examples")
-                keep = sorted(random.Random(0).sample(range(len(examples)),
-                                                      self.train_examples))
+                keep = sorted(random.Random(0).sample(range(len(examples)), subset))
                 examples = [examples[i] for i in keep]  # in their order in the data
             self._raw[split] = examples
         return self._raw[split]
@@ -241,8 +213,10 @@ class DataModule(pl.LightningDataModule):
         """Length-bucketed batches; under DDP each rank takes its own shard. Training shards
         (``shuffle``) are even; evaluation shards cover every example exactly once."""
         replicas, rank = self._shard()
-        return BucketBatchSampler(lengths, batch_size=self.batch_size, max_tokens=self.max_tokens,
-                                  shuffle=shuffle, seed=self.seed, num_replicas=replicas,
+        options = self.options
+        return BucketBatchSampler(lengths, batch_size=options.batch_size,
+                                  max_tokens=options.max_tokens, shuffle=shuffle,
+                                  seed=options.seed, num_replicas=replicas,
                                   rank=rank, even_shards=shuffle)
 
     def loader(self, data: Any, collate_fn: Callable[[Any], dict[str, Any]],
@@ -258,9 +232,9 @@ class DataModule(pl.LightningDataModule):
             batch_size=1 if batch_sampler is not None else None,
             batch_sampler=batch_sampler,
             collate_fn=collate_fn,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
+            num_workers=self.options.num_workers,
+            persistent_workers=self.options.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.options.seed),
         )
 
     def evaluation_size(self, loader: DataLoader) -> tuple[str, int]:
@@ -296,19 +270,9 @@ class TextDataModule(DataModule):
         root: str | None = None,
         cache_dir: str | None = None,
         trained_tokenizer: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 256,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
-        truncation: str = "head",
-        train_examples: int | None = None,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(source, root=root, cache_dir=cache_dir, batch_size=batch_size,
-                         max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed, truncation=truncation,
-                         train_examples=train_examples)
+        super().__init__(source, root=root, cache_dir=cache_dir, loader=loader)
         self.tokenizer_trainer = tokenizer or TokenizerTrainer()
         self.tokenizer = Tokenizer.from_json(trained_tokenizer) if trained_tokenizer else None
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from nlp_lstm.data.loader import check_batch_limits
+
 
 def padding_waste(batches: Sequence[Sequence[int]], *lengths: Sequence[int]) -> float:
     """Padded positions divided by real tokens, over the batches (0.0 = no padding).
@@ -28,16 +30,6 @@ def padding_waste(batches: Sequence[Sequence[int]], *lengths: Sequence[int]) -> 
                 padded += len(sizes) * max(sizes) - sum(sizes)  # pad positions of (B, T)
                 real += sum(sizes)
     return padded / real if real else 0.0
-
-
-def check_batch_limits(batch_size: int | None, max_tokens: int | None, prefix: str = "") -> None:
-    """A ValueError unless at least one limit is given and each given one is positive;
-    ``prefix`` names where they are set (e.g. ``"data."``)."""
-    if batch_size is None and max_tokens is None:
-        raise ValueError(f"give {prefix}batch_size, {prefix}max_tokens or both")
-    for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
-        if value is not None and value < 1:
-            raise ValueError(f"{prefix}{name} must be positive, got {value}")
 
 
 class BucketBatchSampler(Sampler[list[int]]):

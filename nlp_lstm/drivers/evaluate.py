@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nlp_lstm.core.task import Task
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import nest_loader_options
 from nlp_lstm.drivers.registry import get_task
 from nlp_lstm.evaluation.report import print_metrics
 from nlp_lstm.training.module import quiet_loops
@@ -84,7 +85,7 @@ def _trained_data(cfg: DictConfig, task: Task, model: Any,
     and says so."""
     stored = model.data_config
     if stored:
-        data = OmegaConf.create(stored["config"])
+        data = OmegaConf.create(nest_loader_options(stored["config"]))
     else:
         print(f"note: {cfg.ckpt_path} does not record the data it was trained on; scoring the "
               f"task's default data ({cfg.data._target_}); give data=... to choose",

@@ -6,6 +6,7 @@ Legend: B batch, L input length, H horizon, C channels (C_in read, C_out forecas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nlp_lstm.data.base import DataModule, ToFit, file_fingerprint
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.forecasting.series import (
     SPLITS,
     Series,
@@ -132,10 +134,13 @@ class ForecastDataModule(DataModule):
             size only (to match published tables; never the default).
         covariates: calendar features of every row (``series.CALENDAR``), the known-future
             covariates the model reads for its inputs and its horizon.
-        Others: those of ``DataModule``.
+        Others: those of ``DataModule``; of ``loader``, a window takes ``batch_size``,
+            ``num_workers`` and ``seed`` (windows have one length: no token budget, no
+            truncation).
     """
 
     task = "forecasting"
+    default_loader = LoaderOptions(batch_size=32)
 
     def __init__(
         self,
@@ -149,12 +154,9 @@ class ForecastDataModule(DataModule):
         covariates: list[str] | tuple[str, ...] = (),
         root: str | None = None,
         cache_dir: str | None = None,
-        batch_size: int | None = 32,
-        num_workers: int = 0,
-        seed: int = 0,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(source, root=root, cache_dir=cache_dir, batch_size=batch_size,
-                         max_length=input_length, num_workers=num_workers, seed=seed)
+        super().__init__(source, root=root, cache_dir=cache_dir, loader=loader)
         if input_length < 1 or horizon < 1:
             raise ValueError(f"input_length and horizon must be positive, got {input_length} "
                              f"and {horizon}")

@@ -23,6 +23,7 @@ from nlp_lstm.data.base import Source, TextDataModule, file_fingerprint, user_fi
 from nlp_lstm.data.batching import pad_sequences
 from nlp_lstm.data.download import RemoteFile, require
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.readers import read_text
 from nlp_lstm.data.sampler import StreamBatcher, padding_waste
 from nlp_lstm.data.tokenizer import TokenizerTrainer
@@ -313,8 +314,8 @@ class GenerationDataModule(TextDataModule):
         seq_len: T of the stream mode, time steps per batch.
         reverse: serve the text right to left (the stream's tokens, or each sentence's, in
             reverse order), to train the backward language model of a biLM.
-        The other arguments are those of ``TextDataModule``; ``max_tokens`` and ``max_length``
-        apply to the sentences mode only.
+        The other arguments are those of ``TextDataModule``; of ``loader``, ``max_tokens``,
+        ``max_length`` and ``truncation`` apply to the sentences mode only.
     """
 
     task = "generation"
@@ -329,25 +330,19 @@ class GenerationDataModule(TextDataModule):
         root: str | None = None,
         cache_dir: str | None = None,
         trained_tokenizer: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 256,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if seq_len < 1:
             raise ValueError(f"seq_len must be positive, got {seq_len}")
-        if mode == "stream" and batch_size is None:
-            raise ValueError("the stream mode needs data.batch_size (the number of streams)")
         super().__init__(
             source, tokenizer or TokenizerTrainer(kind="char", lowercase=False, vocab_size=None),
-            root=root, cache_dir=cache_dir, trained_tokenizer=trained_tokenizer,
-            batch_size=batch_size, max_tokens=max_tokens, max_length=max_length,
-            on_error=on_error, num_workers=num_workers, seed=seed,
+            root=root, cache_dir=cache_dir, trained_tokenizer=trained_tokenizer, loader=loader,
         )
+        if mode == "stream" and self.options.batch_size is None:
+            raise ValueError("the stream mode needs data.loader.batch_size (the number of "
+                             "streams)")
         self.mode, self.seq_len, self.reverse = mode, seq_len, reverse
 
     @property
@@ -454,7 +449,7 @@ class GenerationDataModule(TextDataModule):
         if self.mode == "stream":
             replicas, rank = self._shard()
             chunks = StreamChunks(self.stream(split), self.probe_stream(split),
-                                  self.characters_per_token(split), self.batch_size,
+                                  self.characters_per_token(split), self.options.batch_size,
                                   self.seq_len, num_replicas=replicas, rank=rank)
             return self.loader(chunks, _as_batch)
         data = self.sentences(split)

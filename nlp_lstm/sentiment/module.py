@@ -145,7 +145,7 @@ class SentimentClassifier(TextClassifier):
         init_from: where the weights start from (``nlp_lstm.training.transfer``): applied by the
         train
             command before fitting and kept as a record; loading a checkpoint never reads it.
-        truncation: the data's length policy (``data.truncation``), applied by ``predict``.
+        truncation: the data's length policy (``data.loader.truncation``), applied by ``predict``.
     """
 
     def __init__(

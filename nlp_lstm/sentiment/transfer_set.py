@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nlp_lstm.data.base import Source
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.tokenizer import TokenizerTrainer
 from nlp_lstm.sentiment.data import SentimentDataModule
 
@@ -101,20 +103,10 @@ class TransferSetDataModule(SentimentDataModule):
         root: str | None = None,
         cache_dir: str | None = None,
         trained_tokenizer: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 256,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
-        truncation: str = "head",
-        train_examples: int | None = None,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(source=source, tokenizer=tokenizer, root=root, cache_dir=cache_dir,
-                         trained_tokenizer=trained_tokenizer, batch_size=batch_size,
-                         max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed, truncation=truncation,
-                         train_examples=train_examples)
+                         trained_tokenizer=trained_tokenizer, loader=loader)
         self.augment = augment
 
     def dataset(self, split: str) -> list[tuple[list[int], int]]:

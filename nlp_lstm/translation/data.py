@@ -21,6 +21,7 @@ from nlp_lstm.data.base import Source, TextDataModule, ToFit, file_fingerprint, 
 from nlp_lstm.data.batching import LengthGuard, pad_sequences
 from nlp_lstm.data.download import RemoteFile, fetch
 from nlp_lstm.data.errors import DataError
+from nlp_lstm.data.loader import LoaderOptions
 from nlp_lstm.data.readers import read_parallel
 from nlp_lstm.data.sampler import padding_waste
 from nlp_lstm.data.tokenizer import Tokenizer, TokenizerTrainer
@@ -277,6 +278,7 @@ class TranslationDataModule(TextDataModule):
     """
 
     task = "translation"
+    default_loader = LoaderOptions(max_length=128)
 
     def __init__(
         self,
@@ -287,24 +289,17 @@ class TranslationDataModule(TextDataModule):
         cache_dir: str | None = None,
         trained_tokenizer: str | None = None,
         trained_target_tokenizer: str | None = None,
-        batch_size: int | None = 64,
-        max_tokens: int | None = None,
-        max_length: int = 128,
-        on_error: str = "raise",
-        num_workers: int = 0,
-        seed: int = 0,
+        loader: LoaderOptions | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(source, tokenizer=tokenizer, root=root, cache_dir=cache_dir,
-                         trained_tokenizer=trained_tokenizer, batch_size=batch_size,
-                         max_tokens=max_tokens, max_length=max_length, on_error=on_error,
-                         num_workers=num_workers, seed=seed)
+                         trained_tokenizer=trained_tokenizer, loader=loader)
         self.joint = target_tokenizer is None and trained_target_tokenizer is None
         self.target_tokenizer_trainer = target_tokenizer or self.tokenizer_trainer
         self.target_tokenizer: Tokenizer | None = (
             Tokenizer.from_json(trained_target_tokenizer) if trained_target_tokenizer
             else self.tokenizer if self.joint else None)
         # The framed target is T + 1 long (<bos> ... <eos>), so T stays within max_length.
-        self.target_guard = LengthGuard(max_length + 1)
+        self.target_guard = LengthGuard(self.options.max_length + 1)
 
     @property
     def src_lang(self) -> str:
