@@ -399,7 +399,7 @@ class LSTMEncoder(nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 inp = layer_input if direction == 0 else packing.reverse(layer_input)
-                hs, cs = self._run_direction(k, inp, packing.batch_sizes,
+                hs, cs = self.run_direction(k, inp, packing.batch_sizes,
                                              *(packing.sort(s[k]) for s in states))  # (N, H)
                 h_n.append(packing.last(hs))
                 if cs is not None:
@@ -410,11 +410,15 @@ class LSTMEncoder(nn.Module):
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
         return packing.unpack(layer_input), self._final(h_n, c_n)  # (B, T, D*H)
 
-    def _run_direction(
+    def run_direction(
         self, k: int, x: torch.Tensor, batch_sizes: list[int], h0: torch.Tensor,
         c0: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One direction of one layer: packed x (N, F), sorted h0, c0 (B, H) -> hs, cs (N, H)."""
+        """One direction of one layer (k = layer * D + direction) over packed rows, our loop:
+        packed x (N, F) in the layout of ``Packing``, h0 and c0 (B, H) in its sorted order ->
+        hs, cs (N, H) (cs None for the GRU). The backward direction's x comes reversed within
+        each sequence (``Packing.reverse``): this runs the recurrence forward in the rows' order.
+        """
         w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in self._names[k])
         if self.weight_drop > 0:  # one DropConnect mask for all steps and sequences
             w_hh = F.dropout(w_hh, self.weight_drop, self.training)

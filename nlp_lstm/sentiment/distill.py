@@ -139,6 +139,7 @@ class DistilledClassifier(SentimentClassifier):
         freeze: Sequence[str] = (),
         init_from: Mapping[str, Any] | None = None,
         truncation: str = "head",
+        chunk_length: int | None = None,
     ) -> None:
         check_distillation(alpha, temperature, soft_loss)
         if init_embedding not in EMBEDDING_INITS:
@@ -153,7 +154,7 @@ class DistilledClassifier(SentimentClassifier):
                          max_length=max_length, class_weights=class_weights,
                          optimizer=optimizer, scheduler=scheduler,
                          layer_lr_decay=layer_lr_decay, freeze=freeze, init_from=init_from,
-                         truncation=truncation)
+                         truncation=truncation, chunk_length=chunk_length)
         self.teacher_ckpt = teacher_ckpt
         self.alpha, self.temperature, self.soft_loss = alpha, temperature, soft_loss
         self.init_embedding = init_embedding

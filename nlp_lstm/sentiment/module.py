@@ -137,14 +137,17 @@ class SentimentClassifier(TextClassifier):
             bidirectional, dropout (between layers), cell (``gru`` for the LSTM-vs-GRU
             comparison), layer_norm, weight_drop, impl, init), or ``kind: transformer`` and
             ``TransformerEncoder``'s (see ``LSTMClassifierNet``).
-        pooling: ``last``, ``mean``, ``max`` or ``attention``.
+        pooling: ``last``, ``mean``, ``max``, ``attention`` or ``concat`` (last, max and mean
+            side by side, ULMFiT's).
         dropout: on the embeddings and before the head.
+        chunk_length: read each document through the LSTM this many tokens at a time, the
+            state carried across chunks (BPT3C; exact); None: one pass.
         layer_lr_decay: discriminative learning rates (``TaskModule.parameter_groups``).
         freeze: modules of the network kept fixed, e.g. ``[embedding, encoder]``: the
             pretrained encoder as a feature extractor (ELMo-style), only the head trains.
         init_from: where the weights start from (``nlp_lstm.training.transfer``): applied by the
-        train
-            command before fitting and kept as a record; loading a checkpoint never reads it.
+            train command before fitting and kept as a record; loading a checkpoint never reads
+            it.
         truncation: the data's length policy (``data.loader.truncation``), applied by ``predict``.
     """
 
@@ -164,6 +167,7 @@ class SentimentClassifier(TextClassifier):
         freeze: Sequence[str] = (),
         init_from: Mapping[str, Any] | None = None,
         truncation: str = "head",
+        chunk_length: int | None = None,
     ) -> None:
         super().__init__(tokenizer, labels, max_length, class_weights, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -171,7 +175,7 @@ class SentimentClassifier(TextClassifier):
         self.net = LSTMClassifierNet(self.tokenizer.vocab_size, len(self.labels),
                                      self.tokenizer.pad_id, embedding_dim,
                                      dict(encoder or {"hidden_size": 128, "bidirectional": True}),
-                                     pooling, dropout)
+                                     pooling, dropout, chunk_length)
         LengthGuard(max_length, truncation)  # checks the policy's name
         self.truncation = truncation
         if freeze:
