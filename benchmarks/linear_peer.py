@@ -4,7 +4,8 @@ exactly our splits (the data module's own sources: SST-2 dev as ``val``; IMDB's 
 2,500 training reviews as ``val``; a ``test`` split wherever the data root has one).
 
     NLP_LSTM_DATA=../shared/data python -m benchmarks.linear_peer --data sst2 imdb \\
-        [--ckpt sst2=RUN/checkpoints/best.ckpt ...] [--out benchmarks/results]
+        [--ckpt sst2=RUN/checkpoints/best.ckpt ...] [--ckpt imdb:whole=PATH ...] \\
+        [--out benchmarks/results]
 
 The peer: ``TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True)``
 (lowercased, scikit-learn's word pattern) and ``LogisticRegression(solver="liblinear")``,
@@ -13,8 +14,9 @@ then refitted on the whole training split: no evaluation split is looked at befo
 It is deterministic, so it runs once; its time is the selection plus the final fit.
 
 Ours: every ``--ckpt DATA=PATH`` (give one per seed) scored by ``nlp_lstm.drivers.evaluate``
-on the same split of the data it names, as ``nlp-lstm eval`` would; mean ± sample std over the
-checkpoints. Rows go to ``OUT/linear_peer.json`` and a table is printed.
+on the same split, with the data settings the checkpoint was trained with (a model trained on
+whole reviews is scored on whole reviews), as ``nlp-lstm eval ckpt_path=PATH split=val`` would;
+mean ± sample std over the checkpoints. Rows go to ``OUT/linear_peer.json`` and a table is printed.
 
 Needs the optional extra: ``pip install -e '.[text-peers]'`` (scikit-learn).
 """
@@ -87,17 +89,22 @@ def linear_peer(train: Sequence[tuple[str, int]], evaluation: dict[str, Sequence
 
 def ours(checkpoint: str, data: str, split: str, threads: int,
          overrides: Sequence[str] = ()) -> float:
-    """Our checkpoint's accuracy on ``split`` of ``data=``, as ``nlp-lstm eval`` reports it."""
+    """Our checkpoint's accuracy on ``split`` of the data it was trained on (which must be
+    ``data=``), as ``nlp-lstm eval ckpt_path=... split=...`` reports it: with the checkpoint's
+    own data settings (its length policy, say), ``overrides`` applied to them."""
     import torch
 
     from nlp_lstm.drivers.evaluate import evaluate
+    from nlp_lstm.training.checkpoint import read_checkpoint
 
+    trained = (read_checkpoint(checkpoint).get("nlp_lstm", {}).get("data") or {}).get("choice")
+    if trained not in (None, data):
+        raise ValueError(f"{checkpoint} was trained on data={trained}, not data={data}")
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
-        cfg = compose_config("eval", ["task=sentiment", f"data={data}", f"ckpt_path={checkpoint}",
-                                      f"split={split}", f"output={folder}/metrics.json",
-                                      *overrides])
-        return float(evaluate(cfg)[f"{split}/acc"])
+        cfg = compose_config("eval", ["task=sentiment", f"ckpt_path={checkpoint}",
+                                      f"split={split}", f"output={folder}/metrics.json"])
+        return float(evaluate(cfg, trained_data=list(overrides))[f"{split}/acc"])
 
 
 def mean_std(values: Sequence[float]) -> str:
@@ -111,19 +118,22 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", default=["sst2", "imdb"],
                         help="data= configs of the sentiment task")
-    parser.add_argument("--ckpt", action="append", default=[], metavar="DATA=PATH",
-                        help="one of our checkpoints to score beside the peer (one per seed)")
+    parser.add_argument("--ckpt", action="append", default=[], metavar="DATA[:NAME]=PATH",
+                        help="one of our checkpoints to score beside the peer (one per seed; "
+                             "NAME, default ours, names a row: its seeds are averaged)")
     parser.add_argument("--override", action="append", default=[],
                         help="a data.* override for every data set (e.g. data.source.val=...)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    checkpoints: dict[str, list[str]] = defaultdict(list)
+    checkpoints: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for item in args.ckpt:
-        data, sep, path = item.partition("=")
-        if not sep or data not in args.data:
-            parser.error(f"--ckpt must be DATA=PATH with DATA one of {args.data}, got {item!r}")
-        checkpoints[data].append(path)
+        key, sep, path = item.partition("=")
+        data, _, name = key.partition(":")
+        if not sep or not path or data not in args.data:
+            parser.error(f"--ckpt must be DATA[:NAME]=PATH with DATA one of {args.data}, got "
+                         f"{item!r}")
+        checkpoints[data][name or "ours"].append(path)
 
     rows: list[dict[str, Any]] = []
     with bad_input_exits():
@@ -136,12 +146,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                              "accuracy": [accuracy], "examples": len(evaluation[split]),
                              "train_examples": len(found["train"]), "C": peer["C"],
                              "fit_seconds": peer["fit_seconds"]})
-                if checkpoints[data]:
+                for name, paths in checkpoints[data].items():
                     scores = [ours(path, data, split, args.threads, args.override)
-                              for path in checkpoints[data]]
-                    rows.append({"data": data, "split": split, "model": "ours",
+                              for path in paths]
+                    rows.append({"data": data, "split": split, "model": name,
                                  "accuracy": scores, "examples": len(evaluation[split]),
-                                 "checkpoints": checkpoints[data]})
+                                 "checkpoints": paths})
 
     print("| data | split | model | accuracy | runs | examples | fit s |")
     print("|---|---|---|---|---|---|---|")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
@@ -27,9 +28,12 @@ def test_the_peer_chooses_c_on_training_data_only():
 def test_one_command_prints_the_peer_beside_our_checkpoint(checkpoint, tmp_path, capsys,
                                                             one_thread):
     rows = main(["--data", "sentiment_synthetic", "--override", SMALL, "--threads", "1",
-                 "--ckpt", f"sentiment_synthetic={checkpoint}", "--out", str(tmp_path)])
+                 "--ckpt", f"sentiment_synthetic={checkpoint}",
+                 "--ckpt", f"sentiment_synthetic:again={checkpoint}", "--out", str(tmp_path)])
     assert [(r["split"], r["model"]) for r in rows] == [
-        ("val", "tfidf-logreg"), ("val", "ours"), ("test", "tfidf-logreg"), ("test", "ours")]
+        ("val", "tfidf-logreg"), ("val", "ours"), ("val", "again"),
+        ("test", "tfidf-logreg"), ("test", "ours"), ("test", "again")]
+    assert rows[1]["accuracy"] == rows[2]["accuracy"]  # the same checkpoint, named twice
     peer, ours = rows[:2]
     assert peer["examples"] == ours["examples"] == 60 and peer["train_examples"] == 480
     # The embedded corpus turns on word order (negation, contrast): near chance for a bag of
@@ -42,7 +46,15 @@ def test_one_command_prints_the_peer_beside_our_checkpoint(checkpoint, tmp_path,
     assert json.loads((tmp_path / "linear_peer.json").read_text()) == rows
 
 
-def test_a_checkpoint_for_data_not_asked_for_is_refused(tmp_path):
+def test_a_checkpoint_for_data_not_asked_for_is_refused(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--data", "sentiment_synthetic", "--ckpt", "imdb=x.ckpt", "--out", str(tmp_path)])
     assert e.value.code == 2
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["nlp_lstm"]["data"] = {"choice": "sst2", "config": {}}
+    torch.save(state, tmp_path / "sst2.ckpt")
+    with pytest.raises(SystemExit) as e:
+        main(["--data", "sentiment_synthetic", "--override", SMALL,
+              "--ckpt", f"sentiment_synthetic={tmp_path / 'sst2.ckpt'}", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "was trained on data=sst2, not data=sentiment_synthetic" in capsys.readouterr().err
