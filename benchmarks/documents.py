@@ -38,7 +38,7 @@ def batches(max_length: int, truncation: str, count: int,
         "task=sentiment", "data=imdb", "ckpt_path=unused", "data.tokenizer.normalize=review",
         "data.tokenizer.vocab_size=32000", f"data.loader.max_length={max_length}",
         f"data.loader.truncation={truncation}", "data.loader.batch_size=32",
-        f"data.loader.max_tokens={max_tokens}", "data.cache_dir=null"])
+        f"data.loader.max_tokens={max_tokens}"])  # the tokenizer cached: trained once
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")

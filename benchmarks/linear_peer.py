@@ -87,19 +87,23 @@ def linear_peer(train: Sequence[tuple[str, int]], evaluation: dict[str, Sequence
     return {"accuracy": scores, "C": best, "held_out": held_out, "fit_seconds": round(seconds, 1)}
 
 
-def ours(checkpoint: str, data: str, split: str, threads: int,
-         overrides: Sequence[str] = ()) -> float:
-    """Our checkpoint's accuracy on ``split`` of the data it was trained on (which must be
-    ``data=``), as ``nlp-lstm eval ckpt_path=... split=...`` reports it: with the checkpoint's
-    own data settings (its length policy, say), ``overrides`` applied to them."""
-    import torch
-
-    from nlp_lstm.drivers.evaluate import evaluate
+def check_trained_on(checkpoint: str, data: str) -> None:
+    """A ValueError unless ``checkpoint`` records ``data=`` as its data (or records none)."""
     from nlp_lstm.training.checkpoint import read_checkpoint
 
     trained = (read_checkpoint(checkpoint).get("nlp_lstm", {}).get("data") or {}).get("choice")
     if trained not in (None, data):
         raise ValueError(f"{checkpoint} was trained on data={trained}, not data={data}")
+
+
+def ours(checkpoint: str, split: str, threads: int, overrides: Sequence[str] = ()) -> float:
+    """Our checkpoint's accuracy on ``split`` of the data it was trained on, as ``nlp-lstm eval
+    ckpt_path=... split=...`` reports it: with the checkpoint's own data settings (its length
+    policy, say), ``overrides`` applied to them."""
+    import torch
+
+    from nlp_lstm.drivers.evaluate import evaluate
+
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
         cfg = compose_config("eval", ["task=sentiment", f"ckpt_path={checkpoint}",
@@ -137,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     rows: list[dict[str, Any]] = []
     with bad_input_exits():
+        for data, named in checkpoints.items():
+            for path in (p for paths in named.values() for p in paths):
+                check_trained_on(path, data)  # once a checkpoint, before any fitting
         for data in args.data:
             found, _ = splits(data, args.override)
             evaluation = {s: pairs for s, pairs in found.items() if s != "train"}
@@ -147,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                              "train_examples": len(found["train"]), "C": peer["C"],
                              "fit_seconds": peer["fit_seconds"]})
                 for name, paths in checkpoints[data].items():
-                    scores = [ours(path, data, split, args.threads, args.override)
+                    scores = [ours(path, split, args.threads, args.override)
                               for path in paths]
                     rows.append({"data": data, "split": split, "model": name,
                                  "accuracy": scores, "examples": len(evaluation[split]),

@@ -85,25 +85,27 @@ class LoaderOptions:
         if isinstance(options, cls):
             return options
         if isinstance(options, Mapping):
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(options) - known - {"_target_"})
+            unknown = sorted(set(options) - set(OPTION_NAMES) - {"_target_"})
             if unknown:
                 raise ValueError(f"unknown data.loader option(s) {unknown}; expected some of "
-                                 f"{sorted(known)}")
+                                 f"{sorted(OPTION_NAMES)}")
             return cls(**{k: v for k, v in options.items() if k != "_target_"})
         raise TypeError(f"loader must be LoaderOptions, a mapping or None, got "
                         f"{type(options).__name__}")
 
 
+
+#: The fields of ``LoaderOptions``: the keys of a ``data.loader`` node.
+OPTION_NAMES = tuple(f.name for f in fields(LoaderOptions))
+
 def nest_loader_options(data: dict[str, Any]) -> dict[str, Any]:
     """A data config as nlp-lstm 0.3 writes it: loader options that an earlier config set at
     the top (``data.batch_size``, as checkpoints of 0.3.0's first builds recorded them) moved
     into its ``loader`` node. Returns a new dict; one already nested comes back equal."""
-    names = {f.name for f in fields(LoaderOptions)}
-    moved = {k: v for k, v in data.items() if k in names}
+    moved = {k: v for k, v in data.items() if k in OPTION_NAMES}
     if not moved:
         return dict(data)
-    upgraded = {k: v for k, v in data.items() if k not in names}
+    upgraded = {k: v for k, v in data.items() if k not in OPTION_NAMES}
     loader = dict(upgraded.get("loader") or {"_target_": "nlp_lstm.data.LoaderOptions"})
     upgraded["loader"] = {**moved, **loader}  # a value already in the node wins
     return upgraded

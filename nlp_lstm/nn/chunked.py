@@ -84,9 +84,9 @@ def encode_in_chunks(
     """
     check_chunk_length(chunk_length)
     B, T = x.size(0), x.size(1)
-    lengths = encoder._check_inputs(x, lengths, state)
-    full = x.new_full((B,), T, dtype=torch.int64)  # (B,)
-    lengths = full if lengths is None else lengths
+    lengths = encoder._check_inputs(x, lengths, state)  # None: every sequence is T long
+    if lengths is None:
+        lengths = x.new_full((B,), T, dtype=torch.int64)  # (B,)
     lstm = encoder.cell == "lstm"
     if state is None:
         zeros = x.new_zeros(encoder.num_layers * encoder.num_directions, B, encoder.hidden_size)
